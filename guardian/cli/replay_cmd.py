@@ -1,0 +1,163 @@
+"""``guardian replay``: feed a file of v1 events through the engine in event time.
+
+Each line is decoded exactly as the daemon decodes a record, fed to the
+engine in file order, and followed by ``engine.advance(max event time so
+far)`` — the daemon does the same per batch, so both make the same decisions.
+Decisions are printed as JSONL (``Decision.to_dict``) or a table; lines that
+do not decode are reported on stderr with their line number and skipped.
+``--explain DEPLOY_ID`` prints the engine's explanation of one deploy instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from guardian.engine import Engine
+    from guardian.engine.decision import Decision
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``replay`` to the CLI."""
+    app.command("replay")(replay)
+
+
+def run_replay(
+    engine: Engine,
+    lines: Iterable[bytes],
+    on_bad: Callable[[int, str], None],
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Decision]:
+    """Feed raw lines to ``engine``; yield decisions; report undecodable lines by number."""
+    from guardian.errors import DecodeError
+    from guardian.wire.events import decode_event
+
+    process, advance = engine.process, engine.advance
+    high = 0
+    for number, line in enumerate(lines, start=1):
+        if on_progress is not None and number % 16384 == 0:
+            on_progress(number)
+        if not line.strip():
+            continue
+        try:
+            event = decode_event(line)
+        except DecodeError as exc:
+            on_bad(number, exc.reason)
+            continue
+        decisions = process(event)
+        if decisions:
+            yield from decisions
+        ts = event.timestamp
+        if ts > high:
+            high = ts
+            decided = advance(high)
+            if decided:
+                yield from decided
+
+
+def _table(decisions: list[Decision]) -> Any:
+    from rich.table import Table
+
+    from guardian.wire.records import format_time
+
+    table = Table("at", "rule", "action", "service", "env", "deploy", "regions", "reason")
+    for d in decisions:
+        table.add_row(
+            format_time(d.at_ms),
+            d.rule,
+            d.action + (" (dry run)" if d.dry_run else "") + (" resolved" if d.state == "resolved" else ""),
+            d.service,
+            d.environment,
+            d.deploy_id or "-",
+            ",".join(d.regions),
+            d.reason,
+        )
+    return table
+
+
+def replay(
+    events: Path = typer.Argument(..., help="JSONL file of v1 events, as on the topics."),
+    rules: Path = typer.Option(Path("rules"), "--rules", help="Rule file or directory."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or table."),
+    explain: str | None = typer.Option(None, "--explain", help="Explain one deploy's rules."),
+    max_series: int = typer.Option(100_000, "--max-series", help="Cap on tracked series."),
+    lateness_ms: int = typer.Option(60_000, "--allowed-lateness-ms", help="Allowed lateness."),
+) -> None:
+    """Replay events through the rules and print every decision."""
+    import orjson
+
+    from guardian.engine import Engine, load_rules
+    from guardian.errors import ConfigError
+
+    if fmt not in ("jsonl", "table"):
+        typer.echo("guardian: --format must be jsonl or table", err=True)
+        raise typer.Exit(2)
+    try:
+        rule_set = load_rules(rules)
+    except ConfigError as exc:
+        typer.echo(f"guardian: invalid rules:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    engine = Engine(rule_set, max_series=max_series, allowed_lateness_ms=lateness_ms)
+    bad: list[int] = []
+
+    def on_bad(number: int, reason: str) -> None:
+        bad.append(number)
+        typer.echo(f"{events}:{number}: skipped: {reason}", err=True)
+
+    try:
+        handle = events.open("rb")
+    except OSError as exc:
+        typer.echo(f"guardian: {exc}", err=True)
+        raise typer.Exit(2) from None
+    collected: list[Decision] = []
+    out = sys.stdout.buffer
+    with handle, _progress(events) as progress:
+        for decision in run_replay(engine, handle, on_bad, progress):
+            if explain is not None or fmt == "table":
+                collected.append(decision)
+            else:
+                out.write(orjson.dumps(decision.to_dict()) + b"\n")
+    out.flush()
+    if bad:
+        typer.echo(f"{len(bad)} undecodable line(s) skipped", err=True)
+    if explain is not None:
+        explanation = engine.explain(explain)
+        if explanation is None:
+            typer.echo(f"guardian: no deploy {explain!r} in these events", err=True)
+            raise typer.Exit(1)
+        typer.echo(orjson.dumps(explanation, option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "table":
+        from rich.console import Console
+
+        Console(width=200).print(_table(collected))
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; otherwise nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True, console=None)
+        self._bar.start()
+        task = self._bar.add_task(f"replaying {self._path.name}", total=None)
+
+        def update(lines: int) -> None:
+            self._bar.update(task, completed=lines)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,127 @@
+"""``guardian run``: start the daemon with flags > environment > config file > defaults.
+
+Exit codes: 0 after a clean drain, 2 for a configuration problem, 1 for any
+other fatal error (always with one clear line on stderr), 130 when a second
+signal forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from guardian.errors import ConfigError, GuardianError
+
+EXIT_CONFIG = 2
+EXIT_FATAL = 1
+EXIT_FORCED = 130
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the CLI."""
+    app.command("run")(run)
+
+
+def run(
+    config: Path | None = typer.Option(None, "--config", help="YAML settings file."),
+    bootstrap_servers: str | None = typer.Option(
+        None, "--bootstrap-servers", help="Kafka HOST:PORT,...; unset = embedded broker."
+    ),
+    rules: Path | None = typer.Option(None, "--rules", help="Rule file or directory."),
+    subscriptions: Path | None = typer.Option(
+        None, "--subscriptions", help="Subscriptions YAML (who hears about what)."
+    ),
+    http: str | None = typer.Option(None, "--http", help="HOST:PORT of the control plane."),
+    group_id: str | None = typer.Option(None, "--group-id", help="Kafka consumer group."),
+    tokens: Path | None = typer.Option(None, "--tokens", help="API tokens file (YAML)."),
+    mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="mqtt://HOST:PORT source."),
+) -> None:
+    """Run the guardian daemon (embedded broker when no Kafka is configured)."""
+    from guardian.config.settings import load_settings
+    from guardian.logs import configure_logging
+
+    try:
+        settings = load_settings(
+            config,
+            bootstrap_servers=bootstrap_servers,
+            rules=rules,
+            subscriptions=subscriptions,
+            http=http,
+            group_id=group_id,
+            tokens_file=tokens,
+            mqtt_url=mqtt_url,
+        )
+    except ConfigError as exc:
+        typer.echo(f"guardian: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    configure_logging(settings.log_level, settings.log_format)
+    raise typer.Exit(_serve(settings))
+
+
+def _serve(settings: object) -> int:
+    import structlog
+
+    from guardian.config.settings import Settings
+    from guardian.daemon.app import Daemon
+
+    assert isinstance(settings, Settings)  # noqa: S101 - narrows the lazily imported type
+    log = structlog.get_logger("guardian.cli")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux
+        pass
+
+    async def main() -> None:
+        daemon = Daemon(settings)
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_stop_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("forced_exit", signal=signal.Signals(signum).name)
+                os._exit(EXIT_FORCED)
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            daemon.request_stop()
+            # The drain must finish within the grace period, or we leave anyway.
+            loop.call_later(settings.grace_period_s, _grace_expired)
+
+        def _grace_expired() -> None:
+            log.error("grace_period_expired", grace_period_s=settings.grace_period_s)
+            os._exit(EXIT_FATAL)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_stop_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+        await daemon.run()
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        error = _root_cause(exc)
+        if isinstance(error, ConfigError):
+            log.error("config_invalid", error=str(error))
+            print(f"guardian: {error}", file=sys.stderr)  # noqa: T201 - the line an operator reads
+            return EXIT_CONFIG
+        if isinstance(error, GuardianError):
+            log.error("fatal_error", error=str(error))
+        else:
+            log.exception("crashed", error=repr(error))
+        print(f"guardian: fatal: {error}", file=sys.stderr)  # noqa: T201
+        return EXIT_FATAL
+    return 0
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,1 @@
+"""Deployment settings (environment, flags, YAML file)."""

@@ -1,0 +1,197 @@
+"""Deployment settings: command-line flag > ``GUARDIAN_*`` environment > YAML file > default.
+
+Every field here is documented in the README's configuration table, which is
+generated from this model (``guardian config reference``) so it cannot drift.
+Secrets are ``SecretStr`` and never reach a log line.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from guardian.errors import ConfigError
+
+_file_values: ContextVar[dict[str, Any]] = ContextVar("guardian_file_values", default={})  # noqa: B039 - read-only default
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """The lowest-priority source: values from ``--config FILE``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _file_values.get().get(field_name), field_name, False  # pragma: no cover
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_values.get())
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set for ``guardian run``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GUARDIAN_", frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    # --- Kafka connection
+    bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka bootstrap servers, HOST:PORT,...; unset = start the embedded broker",
+    )
+    group_id: str = Field("guardian", description="Consumer group shared by all replicas")
+    client_id: str = Field("guardian", description="Kafka client id prefix")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS)")
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Consumer session timeout: how fast a dead replica is replaced"
+    )
+    heartbeat_interval_ms: int = Field(3_000, ge=100, description="Consumer heartbeat interval")
+    fetch_max_wait_ms: int = Field(
+        10, ge=0, description="Longest a fetch waits for data (latency vs. broker load)"
+    )
+    max_batch_records: int = Field(5_000, ge=1, description="Most records taken in one batch")
+    linger_ms: int = Field(2, ge=0, description="Producer linger: batching vs. command latency")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a group with no committed offsets starts"
+    )
+    topic_partitions: int = Field(4, ge=1, description="Partitions of topics the guardian creates")
+    topic_replication: int = Field(1, ge=1, description="Replication of topics it creates")
+    create_topics: bool = Field(True, description="Create missing topics at start")
+    connect_timeout_s: float = Field(
+        60.0, gt=0, description="How long to retry an unreachable broker before giving up"
+    )
+
+    # --- topics
+    deploy_topic: str = Field("deploy.events", description="Deploy and check events (input)")
+    metric_topic: str = Field("metric.events", description="Metric events (input)")
+    command_topic: str = Field("rollback.commands", description="Rollback commands (output)")
+    audit_topic: str = Field("guardian.audit", description="Audit records (output)")
+    dlq_topic: str = Field("guardian.dlq", description="Dead letters (output)")
+    notification_topic: str = Field(
+        "guardian.notifications", description="Durable outbox of notifications"
+    )
+    state_topic: str = Field("guardian.state", description="Compacted state changelog")
+
+    # --- rules and engine
+    rules: Path = Field(Path("rules"), description="Rule file or directory")
+    allowed_lateness_s: float = Field(
+        60.0, ge=0, description="Events older than this behind their service's newest are skipped"
+    )
+    max_future_skew_s: float = Field(
+        300.0, gt=0, description="Events further ahead of the wall clock are dead-lettered"
+    )
+    max_series: int = Field(100_000, ge=1, description="Cap on tracked metric series")
+    dlq_max_original_bytes: int = Field(
+        512 * 1024, ge=1024, description="Original bytes kept in a dead letter before truncation"
+    )
+
+    # --- control plane
+    http: str = Field("127.0.0.1:8080", description="HOST:PORT of health, metrics and API")
+    tokens_file: Path | None = Field(None, description="API tokens (YAML, hashed)")
+    grace_period_s: float = Field(20.0, gt=0, description="Drain time on SIGTERM before exit")
+
+    # --- commands and notifications
+    signing_key: SecretStr | None = Field(None, description="HMAC key to sign commands (secret)")
+    subscriptions: Path | None = Field(None, description="Who hears about what (YAML)")
+    slack_token: SecretStr | None = Field(None, description="Slack bot token (secret)")
+    slack_base_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API address (tests, proxies)"
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for email notifications")
+    smtp_port: int = Field(25, description="SMTP port")
+    smtp_username: str | None = Field(None, description="SMTP user name")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (secret)")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    smtp_from: str = Field("guardian@localhost", description="Sender address of emails")
+
+    # --- MQTT
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]HOST:PORT or mqtts://")
+    mqtt_topics: list[str] = Field(
+        default_factory=lambda: ["guardian/#"], description="MQTT topic filters"
+    )
+
+    # --- logs
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto = console on a TTY, JSON otherwise"
+    )
+
+    @field_validator("http")
+    @classmethod
+    def _check_host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("expected HOST:PORT")
+        return value
+
+    @property
+    def http_host(self) -> str:
+        """Host part of ``http``."""
+        return self.http.rpartition(":")[0].strip("[]")
+
+    @property
+    def http_port(self) -> int:
+        """Port part of ``http``."""
+        return int(self.http.rpartition(":")[2])
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlFileSource(settings_cls)
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build settings from flags (None = not given), environment and an optional YAML file."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        file_values = _read_config_file(config_file)
+    token = _file_values.set(file_values)
+    try:
+        return Settings(**{key: value for key, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        source = f" (file {config_file})" if config_file else ""
+        raise ConfigError(f"invalid settings{source}: {problems}") from None
+    finally:
+        _file_values.reset(token)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting: value")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}

@@ -1,0 +1,1 @@
+"""The daemon: lifecycle, consume loop, control plane and hot reload."""

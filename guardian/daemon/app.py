@@ -1,0 +1,177 @@
+"""The daemon's lifecycle: open everything, consume until told to stop, drain, close.
+
+One ``AsyncExitStack`` opens the broker (embedded when none is configured),
+the sink, the control plane and the source; one ``TaskGroup`` runs the
+consume loop beside the background loops (hot reload, lag). A crash in any
+task stops the daemon with a non-zero exit so the orchestrator restarts it;
+a stop request drains: the current batch is finished, written, committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+
+import structlog
+
+from guardian.config.settings import Settings
+from guardian.daemon.health import Readiness
+from guardian.daemon.http import ControlPlane, RouteInstaller
+from guardian.daemon.pipeline import BatchResult, Pipeline
+from guardian.daemon.reload import RuleReloader
+from guardian.engine import Engine, load_rules
+from guardian.errors import SinkError
+from guardian.kafka.admin import ensure_topics
+from guardian.kafka.embedded import EmbeddedBroker
+from guardian.kafka.sink import KafkaSink
+from guardian.kafka.source import KafkaSource
+from guardian.metrics import GuardianMetrics
+
+log = structlog.get_logger(__name__)
+
+_LAG_INTERVAL_S = 5.0
+
+
+class Daemon:
+    """``guardian run``: the whole guardian in one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: GuardianMetrics | None = None,
+        route_installers: tuple[RouteInstaller, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or GuardianMetrics()
+        self.readiness = Readiness()
+        self._route_installers = route_installers
+        self._stop = asyncio.Event()
+        self.bootstrap_servers: str | None = settings.bootstrap_servers
+        self.http_port: int | None = None
+        self._reloader: RuleReloader | None = None
+
+    def request_reload(self) -> None:
+        """Reload the rules now (SIGHUP)."""
+        if self._reloader is not None:
+            self._reloader.request()
+
+    def request_stop(self) -> None:
+        """Begin draining: finish the current batch, commit, exit."""
+        if not self._stop.is_set():
+            log.info("drain_started")
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until a stop request; raise on fatal errors."""
+        s = self.settings
+        rules = load_rules(s.rules)  # invalid rules: refuse to start (ConfigError)
+        engine = Engine(
+            rules,
+            max_series=s.max_series,
+            allowed_lateness_ms=int(s.allowed_lateness_s * 1000),
+        )
+        self.metrics.rules_loaded.set(len(rules))
+        for topic in (s.deploy_topic, s.metric_topic):
+            self.metrics.events_consumed.labels(topic)  # export 0 before the first event
+        self.readiness.set("rules_loaded", True)
+        log.info("rules_loaded", path=str(s.rules), rules=len(rules))
+
+        async with AsyncExitStack() as stack:
+            bootstrap = s.bootstrap_servers
+            if not bootstrap:
+                broker = await stack.enter_async_context(EmbeddedBroker())
+                bootstrap = broker.bootstrap_servers
+                log.warning(
+                    "embedded_broker_started",
+                    bootstrap_servers=bootstrap,
+                    note="no Kafka configured (GUARDIAN_BOOTSTRAP_SERVERS): using the in-memory "
+                    "embedded broker; its data is lost on exit, not for production",
+                )
+            self.bootstrap_servers = bootstrap
+            if s.create_topics:
+                await ensure_topics(s, bootstrap)
+            self.readiness.set("broker_connected", True)
+
+            sink = await stack.enter_async_context(KafkaSink(s, bootstrap))
+            control = await stack.enter_async_context(
+                ControlPlane(
+                    s.http_host, s.http_port, self.readiness, self.metrics, self._route_installers
+                )
+            )
+            self.http_port = control.bound_port
+            log.info("http_listening", address=f"{s.http_host}:{control.bound_port}")
+            source = await stack.enter_async_context(
+                KafkaSource(
+                    s,
+                    bootstrap,
+                    [s.deploy_topic, s.metric_topic],
+                    on_assignment=lambda parts: self.readiness.set(
+                        "partitions_assigned", bool(parts)
+                    ),
+                )
+            )
+            pipeline = Pipeline(
+                engine,
+                sink,
+                {
+                    "command": s.command_topic,
+                    "audit": s.audit_topic,
+                    "notification": s.notification_topic,
+                    "dlq": s.dlq_topic,
+                    "state": s.state_topic,
+                },
+                self.metrics,
+                signing_key=s.signing_key.get_secret_value().encode() if s.signing_key else None,
+                max_future_skew_ms=int(s.max_future_skew_s * 1000),
+                dlq_max_original_bytes=s.dlq_max_original_bytes,
+            )
+            reloader = RuleReloader(s.rules, engine, sink, s.audit_topic, self.metrics)
+            self._reloader = reloader
+            log.info("guardian_started", group_id=s.group_id, bootstrap_servers=bootstrap)
+
+            async with asyncio.TaskGroup() as tasks:
+                background = [
+                    tasks.create_task(reloader.run(), name="rule-reload"),
+                    tasks.create_task(self._report_lag(source, engine), name="lag"),
+                ]
+                await self._consume(source, pipeline)
+                for task in background:
+                    task.cancel()
+            log.info("drained", watermark_ms=pipeline.watermark_ms)
+
+    async def _consume(self, source: KafkaSource, pipeline: Pipeline) -> None:
+        while not self._stop.is_set():
+            records = await source.getmany(timeout_ms=200)
+            if not records:
+                continue
+            result = pipeline.judge(records)
+            await self._deliver(pipeline, result)
+            await source.commit(result.next_offsets)
+
+    async def _deliver(self, pipeline: Pipeline, result: BatchResult) -> None:
+        """Write a batch's outputs, retrying a broker that is away until it comes back."""
+        delay = 0.1
+        while True:
+            try:
+                await pipeline.deliver(result)
+            except SinkError as exc:
+                if not exc.retriable:
+                    raise
+                self.readiness.set("broker_connected", False)
+                log.warning("delivery_retry", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.readiness.set("broker_connected", True)
+            return
+
+    async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
+        while True:
+            await asyncio.sleep(_LAG_INTERVAL_S)
+            stats = engine.stats
+            self.metrics.tracked_series.set(stats.tracked_series)
+            self.metrics.active_deploys.set(stats.active_deploys)
+            with contextlib.suppress(Exception):  # lag is best effort; never stop judging for it
+                for (topic, partition), lag in (await source.lag()).items():
+                    self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)

@@ -1,0 +1,215 @@
+"""Where a consumed record becomes a decision and the decision becomes records.
+
+For one batch: decode every record (bad ones become dead letters), feed the
+engine in order, advance event time, turn decisions into commands, audit
+records and notification entries, write them all, wait for the broker's
+acknowledgements, and only then tell the caller which offsets may be
+committed. A crash anywhere before that re-delivers the whole batch; command
+ids are deterministic, so the re-delivery re-sends the same commands.
+
+Policy per stage: bad input → dead letter and go on; a sink error propagates
+(the daemon retries or stops); nothing in here sleeps or logs per event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+import structlog
+
+from guardian.actions.outputs import OutputRecord, Role, outputs_for
+from guardian.engine.decision import Decision
+from guardian.errors import DecodeError
+from guardian.kafka.source import Position, RawRecord
+from guardian.metrics import GuardianMetrics
+from guardian.wire.events import InputEvent, decode_event
+from guardian.wire.records import DeadLetter, DeadLetterSource
+
+log = structlog.get_logger(__name__)
+
+
+class DecisionEngine(Protocol):
+    """What the pipeline needs of the rule engine."""
+
+    def process(self, event: InputEvent) -> list[Decision]: ...
+
+    def advance(self, now_ms: int) -> list[Decision]: ...
+
+
+class RecordSink(Protocol):
+    """Where output records go: queue with ``send``, wait for acknowledgements with ``flush``."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    """One judged batch: the records to write, and the offsets to commit once they are written."""
+
+    next_offsets: dict[Position, int] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    outputs: list[OutputRecord] = field(default_factory=list)
+    consumed: Counter[str] = field(default_factory=Counter)
+    dead_letters: int = 0
+    commands: int = 0
+    started: float = 0.0
+
+
+class Pipeline:
+    """Decode → engine → actions → sink, one batch at a time."""
+
+    def __init__(
+        self,
+        engine: DecisionEngine,
+        sink: RecordSink,
+        topics: dict[Role, str],
+        metrics: GuardianMetrics,
+        *,
+        signing_key: bytes | None = None,
+        max_future_skew_ms: int = 300_000,
+        dlq_max_original_bytes: int = 512 * 1024,
+        wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.engine = engine
+        self._sink = sink
+        self._topics = topics
+        self._metrics = metrics
+        self._signing_key = signing_key
+        self._max_future_skew_ms = max_future_skew_ms
+        self._dlq_max_original_bytes = dlq_max_original_bytes
+        self._wall_clock_ms = wall_clock_ms
+        self.watermark_ms = 0
+
+    async def handle_batch(
+        self, records: Sequence[RawRecord], transport: str = "kafka"
+    ) -> BatchResult:
+        """Judge a batch and write its outputs; return the offsets that are safe to commit."""
+        result = self.judge(records, transport)
+        await self.deliver(result)
+        return result
+
+    def judge(self, records: Sequence[RawRecord], transport: str = "kafka") -> BatchResult:
+        """Decode and decide a batch; nothing is written yet.
+
+        Judging advances the engine's state, so a batch is judged once; if
+        writing its outputs fails, the daemon retries ``deliver`` with the same
+        outputs rather than judging the records again.
+        """
+        result = BatchResult(started=time.perf_counter())
+        now_ms = self._wall_clock_ms()
+        horizon_ms = now_ms + self._max_future_skew_ms
+        outputs = result.outputs
+        consumed = result.consumed
+        decisions = result.decisions
+        process = self.engine.process
+        watermark = self.watermark_ms
+
+        for record in records:
+            consumed[record.topic] += 1
+            result.next_offsets[(record.topic, record.partition)] = record.offset + 1
+            try:
+                event = decode_event(record.value)
+            except DecodeError as exc:
+                outputs.append(self._dead_letter(record, exc.reason, now_ms, transport))
+                continue
+            if event.timestamp > horizon_ms:
+                # A clock far ahead would drag its service's event time forward and
+                # make every honest event look late; refuse it instead.
+                outputs.append(
+                    self._dead_letter(
+                        record,
+                        f"timestamp {event.timestamp} ms is more than "
+                        f"{self._max_future_skew_ms // 1000}s ahead of the guardian's clock",
+                        now_ms,
+                        transport,
+                    )
+                )
+                continue
+            watermark = max(watermark, event.timestamp)
+            found = process(event)
+            if found:
+                decisions.extend(found)
+
+        self.watermark_ms = watermark
+        if watermark:
+            decisions.extend(self.engine.advance(watermark))
+
+        for decision in decisions:
+            produced, command = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
+            outputs.extend(produced)
+            if command is not None:
+                result.commands += 1
+            self._metrics.decisions.labels(decision.rule, decision.action).inc()
+            log.info(
+                "decision",
+                rule=decision.rule,
+                action=decision.action,
+                severity=decision.severity,
+                state=decision.state,
+                dry_run=decision.dry_run,
+                service=decision.service,
+                environment=decision.environment,
+                deploy_id=decision.deploy_id,
+                regions=list(decision.regions),
+                reason=decision.reason,
+                evidence=decision.evidence,
+                command_id=command.command_id if command else None,
+            )
+
+        result.dead_letters = sum(1 for o in outputs if o.role == "dlq")
+        for topic, count in consumed.items():
+            self._metrics.events_consumed.labels(topic).inc(count)
+        if result.dead_letters:
+            self._metrics.dead_letters.inc(result.dead_letters)
+            self._metrics.events_rejected.labels("invalid").inc(result.dead_letters)
+        return result
+
+    async def deliver(self, result: BatchResult) -> None:
+        """Write a judged batch's outputs and wait for every acknowledgement.
+
+        Safe to call again after a failure: outputs carry deterministic ids.
+        """
+        for output in result.outputs:
+            await self._sink.send(self._topics[output.role], output.value, key=output.key)
+        await self._sink.flush()
+        if result.commands:
+            self._metrics.rollback_commands.labels("automatic").inc(result.commands)
+            self._metrics.decision_latency.observe(time.perf_counter() - result.started)
+        self._metrics.batch_seconds.observe(time.perf_counter() - result.started)
+
+    def _dead_letter(
+        self, record: RawRecord, reason: str, now_ms: int, transport: str
+    ) -> OutputRecord:
+        letter = DeadLetter.wrap(
+            source=DeadLetterSource(
+                transport="mqtt" if transport == "mqtt" else "kafka",
+                topic=record.topic,
+                partition=record.partition if transport == "kafka" else None,
+                offset=record.offset if transport == "kafka" else None,
+            ),
+            reason=reason,
+            original=record.value,
+            received_at_ms=now_ms,
+            max_original_bytes=self._dlq_max_original_bytes,
+        )
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
+        return OutputRecord("dlq", record.key or b"", orjson.dumps(letter.model_dump(mode="json")))

@@ -1,0 +1,388 @@
+"""The engine: events and event time in, decisions out.
+
+``Engine.process`` takes one decoded event and returns the decisions it
+causes; ``Engine.advance`` lets event time pass (rollback timeouts, bake
+ends, no-data alerts) and is cheap and idempotent because it only pops due
+timers from a heap. The engine reads no clock: "now" is the watermark of the
+event's (service, environment), i.e. the newest event time seen for it.
+
+Policies that span rules live here: the ``for`` clock and cooldown per rule
+and series; one rollback and one pause per deploy (later firings join the
+deploy's incident, visible in ``explain``); escalation when a rollback is not
+confirmed in time; late events (older than watermark - lateness) and exact
+duplicates are counted and ignored; the number of series is capped.
+
+Limits: a rule is evaluated when its own series receives a sample (or, for
+no-data, by ``advance``); a series that falls silent mid-``for`` is not
+re-evaluated until its next sample. Deploy events are never dropped as late
+(a ``started`` older than the current deploy is ignored as stale).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from dataclasses import dataclass
+from typing import Any
+
+from guardian.engine import lifecycle
+from guardian.engine.decision import Decision, DeployInfo
+from guardian.engine.evaluate import (
+    evaluate,
+    evidence,
+    format_duration,
+    pre_deploy_baseline,
+    reason_text,
+)
+from guardian.engine.explain import explain_deploy
+from guardian.engine.rules.compiled import CompiledRule, MeasureKey, compile_rules
+from guardian.engine.rules.loader import RuleSet
+from guardian.engine.state import Binding, DeployState, Series, ServiceState
+from guardian.engine.window import BUCKET_MS
+from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEvent
+
+_NONE: list[Decision] = []
+_CONTEXT_BASELINE_MS = 30 * 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """Counters the daemon exports as metrics."""
+
+    tracked_series: int
+    late_events: int
+    duplicate_events: int
+    series_cap_rejections: int
+    active_deploys: int
+
+
+def _recent_key(entry: tuple[int, dict[str, float]]) -> int:
+    return entry[0]
+
+
+class Engine:
+    """Pure rule evaluation over event time; one instance per partition set."""
+
+    def __init__(
+        self, rules: RuleSet, *, max_series: int = 100_000, allowed_lateness_ms: int = 60_000
+    ) -> None:
+        self._max_series = max_series
+        self._lateness = allowed_lateness_ms
+        self._services: dict[tuple[str, str], ServiceState] = {}
+        self._plans: dict[tuple[str, str], tuple[list[CompiledRule], dict[MeasureKey, int]]] = {}
+        self._deploys: dict[str, tuple[ServiceState, DeployState]] = {}
+        self._timers: list[tuple[int, int, str, Any, Any]] = []
+        self._seq = 0
+        self._series_count = 0
+        self._late = 0
+        self._duplicates = 0
+        self._rejected = 0
+        self._install(rules)
+
+    # ------------------------------------------------------------------ rules
+    def _install(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._compiled = compile_rules(rules)
+        self._metric_rules = [r for r in self._compiled if r.agg_key is not None]
+        self._check_rules = [r for r in self._compiled if r.spec.check is not None]
+        self._plans.clear()
+
+    def _plan(self, st: ServiceState) -> tuple[list[CompiledRule], dict[MeasureKey, int]]:
+        key = (st.service, st.environment)
+        plan = self._plans.get(key)
+        if plan is None:
+            rules = [
+                r
+                for r in self._metric_rules
+                if r.service(st.service) and r.environment(st.environment)
+            ]
+            measures: dict[MeasureKey, int] = {}
+            for r in rules:
+                if r.baseline is not None and r.baseline.baseline == "pre_deploy" and r.measure:
+                    keep = r.baseline.baseline_window + self._lateness + 2 * BUCKET_MS
+                    measures[r.measure] = max(keep, measures.get(r.measure, 0))
+            plan = self._plans[key] = (rules, measures)
+        return plan
+
+    def swap_rules(self, rules: RuleSet) -> None:
+        """Hot reload: new rules take over; windows, deploys and matching progress are kept."""
+        self._install(rules)
+        for st in self._services.values():
+            plan = self._plan(st)
+            st.baseline_feeders.clear()
+            for series in st.series.values():
+                old = {b.rule.name: b for b in series.bindings}
+                series.bindings = []
+                series.feeders = []
+                kept = series.aggs
+                series.aggs = {}
+                self._bind(st, series, plan, kept, old)
+
+    def _bind(
+        self,
+        st: ServiceState,
+        series: Series,
+        plan: tuple[list[CompiledRule], dict[MeasureKey, int]],
+        kept: dict[Any, Any],
+        old: dict[str, Binding],
+    ) -> None:
+        rules, measures = plan
+        region, cohort = series.region, series.cohort
+        for r in rules:
+            if not r.region(region):
+                continue
+            if r.cohort(cohort):
+                keys = [r.agg_key, r.volume_key]
+                for key in keys:
+                    if key is not None and key in kept:
+                        series.aggs[key] = kept[key]
+                        series.feeders.append(kept[key])
+                agg = series.aggregate(r.agg_key)  # type: ignore[arg-type]
+                vol = series.aggregate(r.volume_key) if r.volume_key else None
+                b = old.get(r.name)
+                if b is not None and b.agg is agg:
+                    b.rule, b.volume = r, vol
+                else:
+                    b = Binding(r, series, agg, vol)
+                series.bindings.append(b)
+                if r.spec.no_data.policy == "alert":
+                    self._push(st.watermark + r.spec.no_data.after, "nodata", b, st)
+            elif r.baseline is not None and r.baseline.baseline == cohort:
+                series.aggregate(r.agg_key)  # type: ignore[arg-type]
+        series.buckets = st.region_buckets(region, measures)
+
+    # ------------------------------------------------------------------ events
+    def process(self, event: InputEvent) -> list[Decision]:
+        """Apply one event; return the decisions it causes (usually none)."""
+        if type(event) is MetricEvent:
+            return self._on_metric(event)
+        if type(event) is DeployEvent:
+            return self._on_deploy(event)
+        if type(event) is CheckEvent:
+            return self._on_check(event)
+        raise TypeError(f"not an input event: {type(event).__name__}")
+
+    def _service(self, service: str, environment: str) -> ServiceState:
+        key = (service, environment)
+        st = self._services.get(key)
+        if st is None:
+            st = self._services[key] = ServiceState(service, environment)
+        return st
+
+    def _on_metric(self, ev: MetricEvent) -> list[Decision]:
+        st = self._services.get((ev.service, ev.environment))
+        if st is None:
+            st = self._service(ev.service, ev.environment)
+        ts: int = ev.timestamp
+        if ts > st.watermark:
+            st.watermark = ts
+        elif ts < st.watermark - self._lateness:
+            self._late += 1
+            return _NONE
+        region = ev.region or ""
+        cohort = ev.cohort or ""
+        series = st.series.get((region, cohort))
+        if series is None:
+            if self._series_count >= self._max_series:
+                self._rejected += 1
+                return _NONE
+            self._series_count += 1
+            series = st.series[(region, cohort)] = Series(region, cohort)
+            self._bind(st, series, self._plan(st), {}, {})
+        values = ev.values
+        recent = series.recent
+        if ts > series.last_ts:
+            series.last_ts = ts
+            recent.append((ts, values))
+        elif series.is_duplicate(ts, values):
+            self._duplicates += 1
+            return _NONE
+        else:
+            insort(recent, (ts, values), key=_recent_key)
+        horizon = st.watermark - self._lateness
+        while recent[0][0] < horizon:
+            recent.popleft()
+        for agg in series.feeders:
+            agg.feed(ts, values)
+        for bucket in series.buckets:
+            bucket.feed(ts, values)
+        if not series.bindings:
+            return _NONE
+        return self._evaluate_series(st, series)
+
+    def _evaluate_series(self, st: ServiceState, series: Series) -> list[Decision]:
+        now = st.watermark
+        deploy = st.deploy
+        out: list[Decision] | None = None
+        for b in series.bindings:
+            rule = b.rule
+            applies = deploy is not None and deploy.applies(now, rule.bake_ms)
+            if rule.scope == "during_deploy":
+                if not applies or not rule.matches_deploy(deploy.strategy, deploy.component):  # type: ignore[union-attr]
+                    continue
+            elif rule.scope == "outside_deploy" and applies:
+                continue
+            d = deploy if applies else None
+            holds, resolved = evaluate(b, st, d, now)
+            decision = None
+            if holds:
+                if b.since_ms is None:
+                    b.since_ms = now
+                if not b.firing and now - b.since_ms >= rule.for_ms:
+                    if b.last_fired_ms is not None and now - b.last_fired_ms < rule.spec.cooldown:
+                        b.last_reason = "cooldown"
+                    else:
+                        decision = self._fire(b, st, d, now)
+            else:
+                b.since_ms = None
+            if resolved and b.firing:
+                b.firing = False
+                if rule.action == "notify":
+                    decision = self._resolved(b, st, d, now)
+            if decision is not None:
+                if out is None:
+                    out = []
+                out.append(decision)
+        return out if out is not None else _NONE
+
+    def _fire(
+        self, b: Binding, st: ServiceState, deploy: DeployState | None, now: int
+    ) -> Decision | None:
+        rule = b.rule
+        b.firing = True
+        b.last_fired_ms = now
+        context = None
+        if rule.baseline is None and deploy is not None:
+            value, count = pre_deploy_baseline(
+                rule, st, b.series.region, deploy, _CONTEXT_BASELINE_MS
+            )
+            context = value if count else None
+        labels = {"region": b.series.region, "cohort": b.series.cohort}
+        return self._decide(
+            rule, st, deploy, now, reason_text(b, context), evidence(b, context), labels
+        )
+
+    def _resolved(
+        self, b: Binding, st: ServiceState, deploy: DeployState | None, now: int
+    ) -> Decision:
+        rule = b.rule
+        observed = rule.format(b.last_observed or 0.0)
+        reason = f"resolved: {rule.label} {observed} over {format_duration(rule.spec.window)}"
+        return Decision(
+            at_ms=now,
+            rule=rule.name,
+            action="notify",
+            severity=rule.severity,  # type: ignore[arg-type]
+            service=st.service,
+            environment=st.environment,
+            deploy=deploy.info() if deploy is not None else None,
+            regions=(b.series.region,) if b.series.region else (),
+            reason=reason,
+            evidence=evidence(b, None),
+            state="resolved",
+            dry_run=rule.spec.dry_run,
+            labels={"region": b.series.region, "cohort": b.series.cohort},
+        )
+
+    def _decide(
+        self,
+        rule: CompiledRule,
+        st: ServiceState,
+        deploy: DeployState | None,
+        now: int,
+        reason: str,
+        ev: dict[str, Any],
+        labels: dict[str, str],
+    ) -> Decision | None:
+        """Apply one-rollback/one-pause per deploy; build the decision if it stands."""
+        dry = rule.spec.dry_run
+        if deploy is not None and not dry:
+            joined = rule.action == "rollback" and deploy.rollback is not None
+            joined = joined or (
+                rule.action == "pause" and (deploy.paused or deploy.rollback is not None)
+            )
+            if joined:
+                entry = {"at_ms": now, "rule": rule.name, "reason": reason, "evidence": ev}
+                deploy.incident.append(entry)
+                return None
+        if deploy is not None:
+            regions = deploy.info().regions or ((labels["region"],) if labels["region"] else ())
+        else:
+            regions = (labels["region"],) if labels["region"] else ()
+        decision = Decision(
+            at_ms=now,
+            rule=rule.name,
+            action=rule.action,  # type: ignore[arg-type]
+            severity=rule.severity,  # type: ignore[arg-type]
+            service=st.service,
+            environment=st.environment,
+            deploy=deploy.info() if deploy is not None else None,
+            regions=regions,
+            reason=reason,
+            evidence=ev,
+            dry_run=dry,
+            labels={k: v for k, v in labels.items() if v},
+        )
+        if deploy is not None and not dry:
+            if rule.action == "rollback":
+                deploy.rollback = decision
+                settings = self.rules.settings
+                timeout = settings.rollback_timeout_by_strategy.get(
+                    deploy.strategy,  # type: ignore[call-overload]
+                    settings.rollback_timeout,
+                )
+                self._push(now + timeout, "escalate", deploy, st)
+            elif rule.action == "pause":
+                deploy.paused = True
+            deploy.incident.append({"at_ms": now, "rule": rule.name, "decision": rule.action})
+        return decision
+
+    def _on_deploy(self, ev: DeployEvent) -> list[Decision]:
+        return lifecycle.on_deploy(self, ev)
+
+    def _on_check(self, ev: CheckEvent) -> list[Decision]:
+        return lifecycle.on_check(self, ev)
+
+    # ------------------------------------------------------------------ time
+    def _push(self, due: int, kind: str, a: Any, b: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, kind, a, b))
+
+    def advance(self, now_ms: int) -> list[Decision]:
+        """Let event time reach ``now_ms``: escalations, bake ends, no-data alerts."""
+        timers = self._timers
+        if not timers or timers[0][0] > now_ms:
+            return _NONE
+        return lifecycle.advance(self, now_ms)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def stats(self) -> EngineStats:
+        """Current counters."""
+        active = sum(
+            1
+            for st in self._services.values()
+            if st.deploy is not None and st.deploy.status in ("active", "baking")
+        )
+        return EngineStats(
+            tracked_series=self._series_count,
+            late_events=self._late,
+            duplicate_events=self._duplicates,
+            series_cap_rejections=self._rejected,
+            active_deploys=active,
+        )
+
+    def deploy_of(self, service: str, environment: str) -> DeployInfo | None:
+        """The active or last deploy of a service, for manual rollbacks."""
+        st = self._services.get((service, environment))
+        if st is None or st.deploy is None:
+            return None
+        return st.deploy.info()
+
+    def explain(self, deploy_id: str) -> dict[str, Any] | None:
+        """Why each candidate rule did or did not fire for a deploy; None if unknown."""
+        found = self._deploys.get(deploy_id)
+        if found is None:
+            return None
+        st, deploy = found
+        return explain_deploy(st, deploy, self._check_rules)

@@ -1,0 +1,205 @@
+"""Judging one rule on one series at one moment of event time, and wording the verdict.
+
+``evaluate`` slides the binding's window to ``now`` (clipped to the deploy's
+start for deploy-scoped rules), checks certainty (samples, volume), fetches
+the baseline (pre-deploy buckets of the region, or the stable cohort's window
+now) and compares. It records what it saw on the binding for ``explain`` and
+returns whether the condition holds, whether a firing rule has resolved.
+Wording (``reason_text``, ``evidence``) happens only when a rule fires.
+
+Limits: the ``for`` clock, cooldown and one-rollback-per-deploy live in the
+engine; this module judges a single instant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guardian.engine.rules.compiled import CompiledRule
+from guardian.engine.state import Binding, DeployState, ServiceState
+
+HOLDS = "holds"
+BELOW = "condition not met"
+FEW_SAMPLES = "samples"
+LOW_VOLUME = "volume"
+NO_DATA = "no data"
+NO_BASELINE = "no baseline"
+NOISE = "noise"
+
+
+def format_duration(ms: int) -> str:
+    """300000 → ``5m``; 90000 → ``1m30s``."""
+    seconds = ms // 1000
+    if seconds == 0:
+        return f"{ms}ms"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts)
+
+
+def _bucket_value(aggregate: str, num: float, den: float, count: int) -> float | None:
+    if count == 0:
+        return None
+    if aggregate == "ratio":
+        return num / den if den > 0 else None
+    if aggregate == "sum":
+        return num
+    if aggregate == "count":
+        return float(count)
+    return num / count  # mean; min/max/percentiles are approximated by the mean
+
+
+def pre_deploy_baseline(
+    rule: CompiledRule, st: ServiceState, region: str, deploy: DeployState, window_ms: int
+) -> tuple[float | None, int]:
+    """The measure over ``[start - window, start)`` in the region, any cohort."""
+    store = st.baselines.get(region)
+    buckets = store.get(rule.measure) if store is not None and rule.measure else None
+    if buckets is None:
+        return None, 0
+    start = deploy.started_at_ms
+    num, den, count = buckets.query(start - window_ms, start)
+    return _bucket_value(rule.aggregate, num, den, count), count
+
+
+def _baseline(b: Binding, st: ServiceState, deploy: DeployState | None, cutoff: int) -> float | None:
+    rule = b.rule
+    cond = rule.baseline
+    assert cond is not None  # noqa: S101 - only called for baseline rules
+    if cond.baseline == "pre_deploy":
+        if deploy is None:
+            return None
+        cache = b.baseline_cache
+        if cache is None or cache[0] != deploy.deploy_id:
+            value, count = pre_deploy_baseline(rule, st, b.series.region, deploy, cond.baseline_window)
+            if count < rule.spec.min_samples:
+                value = None
+            cache = b.baseline_cache = (deploy.deploy_id, value, count)
+        return cache[1]
+    other = st.series.get((b.series.region, cond.baseline))
+    agg = other.aggs.get(rule.agg_key) if other is not None and rule.agg_key else None
+    if agg is None:
+        return None
+    agg.evict(cutoff)
+    if agg.count < rule.spec.min_samples:
+        return None
+    return agg.value(rule.aggregate)
+
+
+def evaluate(
+    b: Binding, st: ServiceState, deploy: DeployState | None, now: int
+) -> tuple[bool, bool]:
+    """Judge ``b`` at ``now``: (condition holds, a firing rule may resolve)."""
+    rule = b.rule
+    spec = rule.spec
+    cutoff = now - spec.window
+    if deploy is not None and rule.clipped and deploy.started_at_ms - 1 > cutoff:
+        cutoff = deploy.started_at_ms - 1
+    agg = b.agg
+    agg.evict(cutoff)
+    n = b.last_samples = agg.count
+    if n < spec.min_samples:
+        b.last_reason = FEW_SAMPLES
+        return False, False
+    if spec.min_volume is not None:
+        if rule.volume_from_den:
+            volume = agg.sum_den
+        else:
+            vol = b.volume
+            assert vol is not None  # noqa: S101 - compiled together with volume_key
+            vol.evict(cutoff)
+            volume = vol.sum_num
+        b.last_volume = volume
+        if volume < spec.min_volume.at_least:
+            b.last_reason = LOW_VOLUME
+            return False, False
+    observed = b.last_observed = agg.value(rule.aggregate)
+    if observed is None:
+        b.last_reason = NO_DATA
+        return False, False
+    op = rule.op
+    assert op is not None  # noqa: S101 - metric rules always have a comparison
+    cond = rule.baseline
+    if cond is None:
+        compared = observed
+        holds = op(observed, rule.threshold)
+    else:
+        base = b.last_baseline = _baseline(b, st, deploy, cutoff)
+        if base is None:
+            b.last_reason = NO_BASELINE
+            return False, False
+        delta = observed - base if cond.increase is not None else base - observed
+        if rule.unit == "%":
+            compared = delta / base if base > 0 else (float("inf") if delta > 0 else 0.0)
+        else:
+            compared = delta
+        holds = op(compared, rule.threshold)
+        if holds and cond.min_delta > 0 and delta <= cond.min_delta:
+            b.last_reason = NOISE
+            return False, b.firing
+    b.last_reason = HOLDS if holds else BELOW
+    if b.firing:
+        rop = rule.resolve_op
+        resolved = rop(compared, rule.resolve_threshold) if rop is not None else not holds
+        return holds, resolved
+    return holds, False
+
+
+def _relative(rule: CompiledRule, observed: float, base: float) -> str:
+    cond = rule.baseline
+    assert cond is not None  # noqa: S101
+    delta = observed - base if cond.increase is not None else base - observed
+    verb = "increased" if cond.increase is not None else "dropped"
+    if rule.unit == "%":
+        change = f"{delta / base * 100:+.0f}%" if base > 0 else "from zero"
+        limit = f"{rule.op_text} {rule.threshold * 100:.0f}%"
+    elif rule.unit == "pp":
+        change = f"{delta * 100:.1f}pp"
+        limit = f"{rule.op_text} {rule.threshold * 100:.3g}pp"
+    else:
+        change, limit = rule.format(delta), f"{rule.op_text} {rule.format(rule.threshold)}"
+    source = "pre-deploy baseline" if cond.baseline == "pre_deploy" else f"{cond.baseline} cohort"
+    return f"{verb} {change} vs {source} {rule.format(base)} ({limit})"
+
+
+def reason_text(b: Binding, context_baseline: float | None) -> str:
+    """``error rate 8.3% over 2m > 5% (baseline 0.4%)``."""
+    rule = b.rule
+    observed = b.last_observed or 0.0
+    head = f"{rule.label} {rule.format(observed)} over {format_duration(rule.spec.window)}"
+    if rule.baseline is not None and b.last_baseline is not None:
+        return f"{head} {_relative(rule, observed, b.last_baseline)}"
+    text = f"{head} {rule.op_text} {rule.format(rule.threshold)}"
+    if context_baseline is not None:
+        text += f" (baseline {rule.format(context_baseline)})"
+    return text
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.6g}")
+
+
+def evidence(b: Binding, context_baseline: float | None) -> dict[str, Any]:
+    """The numbers behind a decision."""
+    rule = b.rule
+    out: dict[str, Any] = {
+        "metric": rule.spec.metric,
+        "aggregate": rule.aggregate,
+        "observed": _round(b.last_observed),
+        "threshold": rule.threshold,
+        "comparison": rule.op_text,
+        "baseline": _round(b.last_baseline if rule.baseline is not None else context_baseline),
+        "window_s": rule.spec.window // 1000,
+        "samples": b.last_samples,
+        "region": b.series.region or None,
+        "cohort": b.series.cohort or None,
+    }
+    if rule.baseline is not None:
+        out["baseline_kind"] = rule.baseline.baseline
+        out["change"] = "increase" if rule.baseline.increase is not None else "drop"
+    if b.last_volume is not None:
+        out["volume"] = b.last_volume
+    return out

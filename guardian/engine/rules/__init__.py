@@ -1,0 +1,1 @@
+"""Rule files: the YAML format (``model``), loading with line numbers (``loader``), compiling."""

@@ -1,0 +1,227 @@
+"""The rule file format: frozen pydantic models that validate what operators write.
+
+A rule file is ``{settings: {...}, rules: [...]}``. Durations are strings like
+``30s``/``5m``/``24h`` (or seconds as a number); quantities are ``5%``,
+``0.05``, ``5pp`` (percentage points), ``200ms`` or plain numbers. Conditions
+read aloud: ``"> 5%"`` or ``{increase: ">= 100%", baseline: pre_deploy}``.
+
+Limits: this module only validates and normalises (durations to ms, quantities
+to floats); compiling rules into matchers lives in ``compiled.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_QUANTITY = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(%|pp|ms|s)?\s*$")
+_COMPARISON = re.compile(r"^\s*(>=|<=|>|<)\s*(.+)$")
+
+Operator = Literal[">", ">=", "<", "<="]
+
+
+def parse_duration_ms(value: object) -> int:
+    """``"5m"`` → 300000; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 5m or 24h")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return int(value * 1000)
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        if _DURATION.match(text):
+            parts = _DURATION_PART.findall(text)
+            return int(sum(float(n) * _UNIT_MS[unit] for n, unit in parts))
+    raise ValueError(f"expected a duration like 30s, 5m or 24h, got {value!r}")
+
+
+def parse_quantity(value: object) -> tuple[float, str]:
+    """``"5%"`` → (0.05, "%"); ``"5pp"`` → (0.05, "pp"); ``"200ms"`` → (200, "ms")."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number like 5%, 0.05, 5pp or 200ms")
+    if isinstance(value, int | float):
+        return float(value), ""
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if m:
+            number, unit = float(m.group(1)), m.group(2) or ""
+            if unit in ("%", "pp"):
+                number /= 100.0
+            elif unit == "s":
+                number, unit = number * 1000.0, "ms"
+            return number, unit
+    raise ValueError(f"expected a number like 5%, 0.05, 5pp or 200ms, got {value!r}")
+
+
+def parse_comparison(value: object) -> tuple[Operator, float, str]:
+    """``"> 5%"`` → (">", 0.05, "%")."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a comparison like '> 5%', got {value!r}")
+    m = _COMPARISON.match(value)
+    if not m:
+        raise ValueError(f"expected a comparison like '> 5%' or '<= 200ms', got {value!r}")
+    number, unit = parse_quantity(m.group(2))
+    op: Operator = m.group(1)  # type: ignore[assignment]
+    return op, number, unit
+
+
+def _duration(value: object) -> int:
+    return parse_duration_ms(value)
+
+
+def _comparison(value: object) -> tuple[Operator, float, str]:
+    if isinstance(value, tuple):
+        return value
+    return parse_comparison(value)
+
+
+def _labels(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("expected a label pattern or a non-empty list of patterns")
+
+
+DurationMs = Annotated[int, BeforeValidator(_duration), Field(ge=0)]
+Comparison = Annotated[tuple[str, float, str], BeforeValidator(_comparison)]
+Patterns = Annotated[tuple[str, ...], BeforeValidator(_labels)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Match(_Model):
+    """Label matchers: exact, glob (``checkout*``), list (any of), ``!negation``."""
+
+    service: Patterns | None = None
+    environment: Patterns | None = None
+    region: Patterns | None = None
+    cohort: Patterns | None = None
+    strategy: Patterns | None = None
+    component: Patterns | None = None
+
+
+class BaselineCondition(_Model):
+    """A change against a baseline: ``increase: ">= 100%"`` (relative) or ``drop: ">= 5pp"``."""
+
+    increase: Comparison | None = None
+    drop: Comparison | None = None
+    baseline: Literal["pre_deploy", "stable", "baseline"] = "pre_deploy"
+    baseline_window: DurationMs = 30 * 60_000
+    min_delta: Annotated[float, BeforeValidator(lambda v: parse_quantity(v)[0])] = 0.0
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> BaselineCondition:
+        if (self.increase is None) == (self.drop is None):
+            raise ValueError("say exactly one of 'increase' or 'drop'")
+        return self
+
+
+class Volume(_Model):
+    """Minimum traffic in the window: ``{metric: requests, at_least: 100}``."""
+
+    metric: str = "requests"
+    at_least: float = Field(gt=0)
+
+
+class NoData(_Model):
+    """What missing data means: ``ok`` (default) or ``alert`` after a silence."""
+
+    policy: Literal["ok", "alert"] = "ok"
+    after: DurationMs = 5 * 60_000
+
+
+class CheckSpec(_Model):
+    """A check status rule: ``{names: [api_health], status: fail, within: 5m}``."""
+
+    names: Patterns = ("*",)
+    status: Literal["fail", "warn"] = "fail"
+    within: DurationMs | None = None
+    after: tuple[Literal["started", "progressed", "completed"], ...] = ("started", "progressed")
+
+
+def _condition_kind(value: Any) -> str:
+    return "threshold" if isinstance(value, str | tuple) else "baseline"
+
+
+Condition = Annotated[
+    Annotated[Comparison, Tag("threshold")] | Annotated[BaselineCondition, Tag("baseline")],
+    Discriminator(_condition_kind),
+]
+
+AggregateName = Annotated[str, Field(pattern=r"^(mean|min|max|sum|count|ratio|p\d{1,2})$")]
+
+
+class Rule(_Model):
+    """One rule an SRE can read aloud: what it watches, measures, judges bad, and does."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    description: str = ""
+    match: Match = Match()
+    applies: Literal["during_deploy", "outside_deploy", "always"] = "during_deploy"
+    metric: str | None = None
+    aggregate: AggregateName | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    window: DurationMs = 60_000
+    condition: Condition | None = None
+    check: CheckSpec | None = None
+    for_: DurationMs | None = Field(default=None, alias="for")
+    min_samples: int = Field(default=3, ge=1)
+    min_volume: Volume | None = None
+    no_data: NoData = NoData()
+    resolve: Comparison | None = None
+    cooldown: DurationMs = 10 * 60_000
+    bake_time: DurationMs | None = None
+    severity: Literal["critical", "warning", "info"] | None = None
+    action: Literal["rollback", "pause", "notify"]
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Rule:
+        if (self.metric is None) == (self.check is None):
+            raise ValueError("a rule watches either a 'metric' or a 'check', exactly one")
+        if self.metric is not None and self.condition is None:
+            raise ValueError("a metric rule needs a 'condition'")
+        if self.check is not None and self.condition is not None:
+            raise ValueError("a check rule takes no 'condition'")
+        if self.action in ("rollback", "pause") and self.applies != "during_deploy":
+            raise ValueError(f"action {self.action} needs a deploy: use applies: during_deploy")
+        if self.aggregate == "ratio" and self.metric != "error_rate" and not self.denominator:
+            raise ValueError("aggregate ratio needs 'numerator' and 'denominator'")
+        return self
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Settings(_Model):
+    """Pack-wide defaults: bake time after ``completed`` and rollback timeouts."""
+
+    bake_time: DurationMs = 30 * 60_000
+    rollback_timeout: DurationMs = 10 * 60_000
+    rollback_timeout_by_strategy: dict[
+        Literal["blue_green", "canary", "progressive", "rolling"], DurationMs
+    ] = Field(default_factory=dict)
+
+
+class RuleFile(_Model):
+    """The top level of a rule file."""
+
+    settings: Settings | None = None
+    rules: list[Rule] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Kafka adapters: the only modules that import aiokafka."""

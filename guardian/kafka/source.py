@@ -1,0 +1,162 @@
+"""Kafka source: one consumer group over the input topics, batched, manual commits.
+
+Records come out in batches (``getmany``); offsets are committed only when the
+caller says the batch's outputs are acknowledged, so a crash re-delivers the
+batch (at-least-once) rather than losing it. Because the caller commits
+before asking for the next batch, nothing uncommitted is pending when a
+rebalance revokes partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from guardian.config.settings import Settings
+from guardian.errors import SourceError
+from guardian.kafka.client import connection_options
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as taken from a transport, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+Position = tuple[str, int]  # (topic, partition)
+
+
+class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_change: Callable[[frozenset[Position]], None]) -> None:
+        self._on_change = on_change
+        self._assigned: set[Position] = set()
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._assigned -= {(tp.topic, tp.partition) for tp in revoked}
+        log.info("partitions_revoked", partitions=sorted(f"{t}-{p}" for t, p in self._assigned))
+        self._on_change(frozenset(self._assigned))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in assigned}
+        log.info("partitions_assigned", partitions=sorted(f"{t}-{p}" for t, p in self._assigned))
+        self._on_change(frozenset(self._assigned))
+
+
+class KafkaSource:
+    """Consumes the input topics as one member of the guardian's consumer group."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap_servers: str,
+        topics: list[str],
+        on_assignment: Callable[[frozenset[Position]], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap_servers
+        self._topics = topics
+        self._on_assignment = on_assignment or (lambda _assigned: None)
+        self._consumer: AIOKafkaConsumer | None = None
+        self.assignment: frozenset[Position] = frozenset()
+
+    def _assignment_changed(self, assigned: frozenset[Position]) -> None:
+        self.assignment = assigned
+        self._on_assignment(assigned)
+
+    async def start(self) -> None:
+        """Join the group (no records are fetched until ``getmany``)."""
+        s = self._settings
+        consumer = AIOKafkaConsumer(
+            **connection_options(s, self._bootstrap),
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            isolation_level="read_uncommitted",
+        )
+        try:
+            await consumer.start()
+            consumer.subscribe(self._topics, listener=_AssignmentListener(self._assignment_changed))
+        except KafkaError as exc:
+            await consumer.stop()
+            raise SourceError(f"cannot start the Kafka consumer: {exc}") from exc
+        self._consumer = consumer
+
+    async def getmany(self, timeout_ms: int) -> list[RawRecord]:
+        """The next batch across assigned partitions, in partition order."""
+        consumer = self._require()
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=timeout_ms, max_records=self._settings.max_batch_records
+            )
+        except KafkaError as exc:
+            raise SourceError(f"fetch failed: {exc}") from exc
+        return [
+            RawRecord(tp.topic, tp.partition, m.offset, m.key, m.value or b"", m.timestamp)
+            for tp, messages in batches.items()
+            for m in messages
+        ]
+
+    async def commit(self, next_offsets: dict[Position, int]) -> None:
+        """Commit, per partition, the offset of the next record to read."""
+        if not next_offsets:
+            return
+        consumer = self._require()
+        try:
+            await consumer.commit(
+                {TopicPartition(t, p): offset for (t, p), offset in next_offsets.items()}
+            )
+        except KafkaError as exc:
+            raise SourceError(f"commit failed: {exc}") from exc
+
+    async def lag(self) -> dict[Position, int]:
+        """Records behind the end of each assigned partition (from the broker's end offsets)."""
+        consumer = self._require()
+        partitions = list(consumer.assignment())
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        result: dict[Position, int] = {}
+        for tp in partitions:
+            position = await consumer.position(tp)
+            result[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
+        return result
+
+    def _require(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise SourceError("the Kafka source is not started", retriable=False)
+        return self._consumer
+
+    async def stop(self) -> None:
+        """Leave the group; safe to call twice."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> KafkaSource:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,89 @@
+"""Run the installed ``guardian`` command as a separate process, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+
+from guardian.config.settings import Settings
+
+GUARDIAN = str(Path(sys.executable).with_name("guardian"))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The GUARDIAN_* environment that reproduces these settings in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
+    for name in (
+        "bootstrap_servers",
+        "group_id",
+        "deploy_topic",
+        "metric_topic",
+        "command_topic",
+        "audit_topic",
+        "dlq_topic",
+        "notification_topic",
+        "state_topic",
+        "http",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "fetch_max_wait_ms",
+        "rules",
+    ):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"GUARDIAN_{name.upper()}"] = str(value)
+    env["GUARDIAN_LOG_FORMAT"] = "json"
+    return env
+
+
+@contextmanager
+def guardian_process(
+    env: dict[str, str], *args: str, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``guardian run``; on exit make sure it is gone."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [GUARDIAN, "run", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+async def wait_ready(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Poll /readyz until it answers 200; fail early if the process died."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"guardian exited with {process.returncode}")
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("guardian never became ready")
+            await asyncio.sleep(0.1)
+
+
+async def wait_exit(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
+    """Wait for the process to exit without blocking the event loop."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while process.poll() is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("guardian did not exit in time")
+        await asyncio.sleep(0.05)
+    return process.returncode

@@ -1,0 +1,162 @@
+"""The pipeline: decode, decide, write, and only then report offsets to commit.
+
+The engine and the sink are fakes at their Protocol boundaries; the real
+ones are exercised by the integration tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import orjson
+import pytest
+
+from guardian.daemon.pipeline import Pipeline
+from guardian.engine.decision import Decision
+from guardian.errors import SinkError
+from guardian.kafka.source import RawRecord
+from guardian.metrics import GuardianMetrics
+from guardian.wire.events import InputEvent, MetricEvent
+from tests.unit.actions.commands_test import _decision
+
+TOPICS = {
+    "command": "cmd",
+    "audit": "audit",
+    "notification": "notify",
+    "dlq": "dlq",
+    "state": "state",
+}
+NOW_MS = 1795478460000
+
+
+class FakeEngine:
+    """Decides a rollback on any metric with errors, and records what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[InputEvent] = []
+        self.advanced: list[int] = []
+
+    def process(self, event: InputEvent) -> list[Decision]:
+        self.seen.append(event)
+        if isinstance(event, MetricEvent) and event.values.get("errors"):
+            return [dataclasses.replace(_decision(), at_ms=event.timestamp)]
+        return []
+
+    def advance(self, now_ms: int) -> list[Decision]:
+        self.advanced.append(now_ms)
+        return []
+
+
+class FakeSink:
+    """Keeps what was sent; fails ``flush`` while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.flushed = 0
+        self.down = False
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sent.append((topic, value, key))
+
+    async def flush(self) -> None:
+        if self.down:
+            raise SinkError("broker away")
+        self.flushed += 1
+
+
+def _metric(offset: int, errors: int, ts: int = NOW_MS - 1000) -> RawRecord:
+    value = orjson.dumps(
+        {
+            "kind": "metric",
+            "service": "checkout",
+            "environment": "production",
+            "timestamp": ts,
+            "values": {"requests": 100, "errors": errors},
+        }
+    )
+    return RawRecord("metric.events", 0, offset, b"checkout", value, ts)
+
+
+def _pipeline(engine: FakeEngine, sink: FakeSink) -> tuple[Pipeline, GuardianMetrics]:
+    metrics = GuardianMetrics()
+    pipeline = Pipeline(engine, sink, TOPICS, metrics, wall_clock_ms=lambda: NOW_MS)  # type: ignore[arg-type]
+    return pipeline, metrics
+
+
+async def test_batch_outputs_are_flushed_and_offsets_returned() -> None:
+    """A decided batch writes command, audit and notification, then reports next offsets."""
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, metrics = _pipeline(engine, sink)
+    result = await pipeline.handle_batch([_metric(4, 0), _metric(5, 9)])
+    assert [topic for topic, _, _ in sink.sent] == ["cmd", "audit", "notify"]
+    assert sink.flushed == 1
+    assert result.next_offsets == {("metric.events", 0): 6}
+    assert result.commands == 1
+    assert engine.advanced == [NOW_MS - 1000]
+    assert (
+        metrics.registry.get_sample_value(
+            "guardian_events_consumed_total", {"topic": "metric.events"}
+        )
+        == 2
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "guardian_rollback_commands_total", {"trigger": "automatic"}
+        )
+        == 1
+    )
+
+
+async def test_garbage_goes_to_the_dead_letter_topic_and_the_batch_goes_on() -> None:
+    """An undecodable record becomes a dead letter with its reason and bytes; others are judged."""
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, metrics = _pipeline(engine, sink)
+    garbage = RawRecord("metric.events", 1, 17, b"k", b"\xffnot json", NOW_MS)
+    result = await pipeline.handle_batch([garbage, _metric(3, 0)])
+    assert len(engine.seen) == 1
+    topic, value, _ = sink.sent[0]
+    assert topic == "dlq"
+    letter = orjson.loads(value)
+    assert letter["source"] == {
+        "transport": "kafka",
+        "topic": "metric.events",
+        "partition": 1,
+        "offset": 17,
+    }
+    assert "not valid JSON" in letter["reason"]
+    assert base64.b64decode(letter["original_b64"]) == b"\xffnot json"
+    assert result.dead_letters == 1
+    assert result.next_offsets == {("metric.events", 1): 18, ("metric.events", 0): 4}
+    assert metrics.registry.get_sample_value("guardian_dead_letters_total") == 1
+
+
+async def test_events_from_the_far_future_are_dead_lettered() -> None:
+    """An event stamped beyond the allowed clock skew is refused, not allowed to move time."""
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, _ = _pipeline(engine, sink)
+    result = await pipeline.handle_batch([_metric(0, 0, ts=NOW_MS + 3_600_000)])
+    assert engine.seen == []
+    assert result.dead_letters == 1
+    assert "ahead of the guardian's clock" in orjson.loads(sink.sent[0][1])["reason"]
+
+
+async def test_failed_delivery_raises_and_can_be_retried_without_judging_again() -> None:
+    """If the broker does not acknowledge, deliver raises; retrying re-sends the same outputs."""
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, _ = _pipeline(engine, sink)
+    result = pipeline.judge([_metric(0, 5)])
+    sink.down = True
+    with pytest.raises(SinkError):
+        await pipeline.deliver(result)
+    sink.down = False
+    await pipeline.deliver(result)
+    assert len(engine.seen) == 1
+    first, second = sink.sent[:3], sink.sent[3:]
+    assert first == second
