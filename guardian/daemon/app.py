@@ -31,6 +31,7 @@ from guardian.metrics import GuardianMetrics
 log = structlog.get_logger(__name__)
 
 _LAG_INTERVAL_S = 5.0
+_IDLE_TICK_MS = 1000
 
 
 class Daemon:
@@ -141,10 +142,18 @@ class Daemon:
             log.info("drained", watermark_ms=pipeline.watermark_ms)
 
     async def _consume(self, source: KafkaSource, pipeline: Pipeline) -> None:
+        loop = asyncio.get_running_loop()
+        last_record_at = loop.time()
         while not self._stop.is_set():
             records = await source.getmany(timeout_ms=200)
             if not records:
+                idle_ms = int((loop.time() - last_record_at) * 1000)
+                if idle_ms >= _IDLE_TICK_MS:
+                    idle = pipeline.idle(idle_ms)
+                    if idle.outputs:
+                        await self._deliver(pipeline, idle)
                 continue
+            last_record_at = loop.time()
             result = pipeline.judge(records)
             await self._deliver(pipeline, result)
             await source.commit(result.next_offsets)

@@ -177,6 +177,34 @@ class Pipeline:
             self._metrics.events_rejected.labels("invalid").inc(result.dead_letters)
         return result
 
+    def idle(self, idle_ms: int) -> BatchResult:
+        """Let event time run on while no records arrive, so timeouts still fire.
+
+        With no events, event time would stand still and a rollback that no
+        executor confirms would never escalate. While idle, event time is taken
+        to advance with the wall clock from the newest event seen.
+        """
+        result = BatchResult(started=time.perf_counter())
+        if not self.watermark_ms:
+            return result
+        now_ms = self._wall_clock_ms()
+        for decision in self.engine.advance(self.watermark_ms + idle_ms):
+            produced, _ = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
+            result.outputs.extend(produced)
+            result.decisions.append(decision)
+            self._metrics.decisions.labels(decision.rule, decision.action).inc()
+            log.info(
+                "decision",
+                rule=decision.rule,
+                action=decision.action,
+                severity=decision.severity,
+                service=decision.service,
+                environment=decision.environment,
+                deploy_id=decision.deploy_id,
+                reason=decision.reason,
+            )
+        return result
+
     async def deliver(self, result: BatchResult) -> None:
         """Write a judged batch's outputs and wait for every acknowledgement.
 

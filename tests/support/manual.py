@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from aiohttp import web
 
 from guardian.engine.decision import DeployInfo
 from guardian.errors import SinkError
+from guardian.kafka.embedded import free_port
 from guardian.manual.records import ManualOutput
 from guardian.manual.tokens import yaml_entry
 
@@ -88,3 +94,29 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now_ms
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve ``app`` on a free port from a background thread (for sync clients); yield its URL."""
+    port = free_port()
+    ready, stop = threading.Event(), threading.Event()
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        while not stop.is_set():  # noqa: ASYNC110 - a threading.Event set from another thread
+            await asyncio.sleep(0.02)
+        await runner.cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):  # pragma: no cover - the server failed to start
+        raise RuntimeError("test API server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        thread.join(10)

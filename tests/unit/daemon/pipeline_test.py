@@ -160,3 +160,26 @@ async def test_failed_delivery_raises_and_can_be_retried_without_judging_again()
     assert len(engine.seen) == 1
     first, second = sink.sent[:3], sink.sent[3:]
     assert first == second
+
+
+class TimerEngine(FakeEngine):
+    """Escalates once event time passes a deadline."""
+
+    def advance(self, now_ms: int) -> list[Decision]:
+        self.advanced.append(now_ms)
+        if now_ms >= NOW_MS + 600_000:
+            return [dataclasses.replace(_decision(), action="escalate", at_ms=now_ms)]
+        return []
+
+
+async def test_idle_time_advances_event_time_so_timeouts_fire() -> None:
+    """With no records arriving, event time runs on from the newest event and timers fire."""
+    engine, sink = TimerEngine(), FakeSink()
+    pipeline, _ = _pipeline(engine, sink)
+    assert pipeline.idle(5_000).outputs == []  # nothing seen yet: no notion of event time
+    await pipeline.handle_batch([_metric(0, 0, ts=NOW_MS)])
+    assert pipeline.idle(60_000).decisions == []
+    result = pipeline.idle(600_000)
+    assert [d.action for d in result.decisions] == ["escalate"]
+    await pipeline.deliver(result)
+    assert [topic for topic, _, _ in sink.sent] == ["audit", "notify"]

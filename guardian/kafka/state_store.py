@@ -1,0 +1,70 @@
+"""Reads the compacted state changelog back: the latest value of every key.
+
+The guardian writes a snapshot of a service's deploy state to the state topic
+whenever it changes (a deploy event, a decision), keyed by service and
+environment. A restarted replica, or one that is handed new partitions,
+reads the topic to rebuild what it needs instead of trusting local memory.
+
+Reading "to the end" does not rely on end offsets alone: some
+Kafka-compatible brokers report the end as the start of the last batch. The
+reader stops only once it is past the reported end *and* a fetch came back
+empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from guardian.config.settings import Settings
+from guardian.errors import SourceError
+from guardian.kafka.client import connection_options
+
+
+async def read_latest(
+    settings: Settings, bootstrap_servers: str, topic: str, timeout_s: float = 60.0
+) -> dict[bytes, bytes]:
+    """Every key's latest value on a topic (tombstones remove the key)."""
+    consumer = AIOKafkaConsumer(
+        **connection_options(settings, bootstrap_servers),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    latest: dict[bytes, bytes] = {}
+    try:
+        await consumer.start()
+        await consumer.topics()  # refresh metadata so the topic's partitions are known
+        partitions = [
+            TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
+        ]
+        if not partitions:
+            return latest
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            for messages in batches.values():
+                for message in messages:
+                    if message.key is None:
+                        continue
+                    if message.value is None:
+                        latest.pop(message.key, None)
+                    else:
+                        latest[message.key] = message.value
+            if not batches:
+                positions = [await consumer.position(tp) for tp in partitions]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                    break
+            if asyncio.get_running_loop().time() > deadline:
+                raise SourceError(f"reading {topic} did not finish in {timeout_s:g}s")
+    except KafkaError as exc:
+        raise SourceError(f"cannot read {topic}: {exc}") from exc
+    finally:
+        await consumer.stop()
+    return latest
