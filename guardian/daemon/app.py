@@ -27,6 +27,8 @@ from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
 from guardian.kafka.source import KafkaSource
 from guardian.metrics import GuardianMetrics
+from guardian.mqtt.loop import run_mqtt
+from guardian.mqtt.source import MqttSource
 
 log = structlog.get_logger(__name__)
 
@@ -127,6 +129,11 @@ class Daemon:
                 max_future_skew_ms=int(s.max_future_skew_s * 1000),
                 dlq_max_original_bytes=s.dlq_max_original_bytes,
             )
+            mqtt = (
+                await stack.enter_async_context(MqttSource(s, self.readiness))
+                if s.mqtt_url
+                else None
+            )
             reloader = RuleReloader(s.rules, engine, sink, s.audit_topic, self.metrics)
             self._reloader = reloader
             log.info("guardian_started", group_id=s.group_id, bootstrap_servers=bootstrap)
@@ -136,6 +143,11 @@ class Daemon:
                     tasks.create_task(reloader.run(), name="rule-reload"),
                     tasks.create_task(self._report_lag(source, engine), name="lag"),
                 ]
+                if mqtt is not None:
+                    # Not in `background`: it drains its own batch when asked to stop.
+                    tasks.create_task(
+                        run_mqtt(mqtt, pipeline, self._stop, self.readiness), name="mqtt"
+                    )
                 await self._consume(source, pipeline)
                 for task in background:
                     task.cancel()

@@ -117,8 +117,10 @@ class Pipeline:
         process = self.engine.process
         watermark = self.watermark_ms
 
+        # MQTT topics are per device and unbounded; count them under one label.
+        fixed_label = None if transport == "kafka" else transport
         for record in records:
-            consumed[record.topic] += 1
+            consumed[fixed_label or record.topic] += 1
             result.next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
                 event = decode_event(record.value)
