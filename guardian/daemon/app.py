@@ -20,15 +20,18 @@ from guardian.daemon.health import Readiness
 from guardian.daemon.http import ControlPlane, RouteInstaller
 from guardian.daemon.pipeline import BatchResult, Pipeline
 from guardian.daemon.reload import RuleReloader
+from guardian.daemon.state import StateKeeper
 from guardian.engine import Engine, load_rules
 from guardian.errors import SinkError
 from guardian.kafka.admin import ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
 from guardian.kafka.source import KafkaSource
+from guardian.kafka.state_store import read_latest
 from guardian.metrics import GuardianMetrics
 from guardian.mqtt.loop import run_mqtt
 from guardian.mqtt.source import MqttSource
+from guardian.notify.notifier import Notifier
 
 log = structlog.get_logger(__name__)
 
@@ -104,31 +107,23 @@ class Daemon:
             )
             self.http_port = control.bound_port
             log.info("http_listening", address=f"{s.http_host}:{control.bound_port}")
-            source = await stack.enter_async_context(
-                KafkaSource(
-                    s,
-                    bootstrap,
-                    [s.deploy_topic, s.metric_topic],
-                    on_assignment=lambda parts: self.readiness.set(
-                        "partitions_assigned", bool(parts)
-                    ),
+            keeper = StateKeeper(engine)
+
+            async def on_assignment(parts: frozenset[tuple[str, int]]) -> None:
+                # Runs inside the rebalance: state is rebuilt before any record is fetched.
+                partitions = source.partition_count(s.metric_topic) or s.topic_partitions
+                await keeper.rebalance(
+                    {p for _, p in parts},
+                    partitions,
+                    lambda: read_latest(s, bootstrap, s.state_topic),
                 )
+                self.readiness.set("partitions_assigned", bool(parts))
+
+            source = await stack.enter_async_context(
+                KafkaSource(s, bootstrap, [s.deploy_topic, s.metric_topic], on_assignment)
             )
-            pipeline = Pipeline(
-                engine,
-                sink,
-                {
-                    "command": s.command_topic,
-                    "audit": s.audit_topic,
-                    "notification": s.notification_topic,
-                    "dlq": s.dlq_topic,
-                    "state": s.state_topic,
-                },
-                self.metrics,
-                signing_key=s.signing_key.get_secret_value().encode() if s.signing_key else None,
-                max_future_skew_ms=int(s.max_future_skew_s * 1000),
-                dlq_max_original_bytes=s.dlq_max_original_bytes,
-            )
+            notifier = await stack.enter_async_context(Notifier(s, bootstrap, self.metrics))
+            pipeline = self._pipeline(engine, sink, keeper)
             mqtt = (
                 await stack.enter_async_context(MqttSource(s, self.readiness))
                 if s.mqtt_url
@@ -142,6 +137,7 @@ class Daemon:
                 background = [
                     tasks.create_task(reloader.run(), name="rule-reload"),
                     tasks.create_task(self._report_lag(source, engine), name="lag"),
+                    tasks.create_task(notifier.run(), name="notifier"),
                 ]
                 if mqtt is not None:
                     # Not in `background`: it drains its own batch when asked to stop.
@@ -152,6 +148,25 @@ class Daemon:
                 for task in background:
                     task.cancel()
             log.info("drained", watermark_ms=pipeline.watermark_ms)
+
+    def _pipeline(self, engine: Engine, sink: KafkaSink, keeper: StateKeeper) -> Pipeline:
+        s = self.settings
+        return Pipeline(
+            engine,
+            sink,
+            {
+                "command": s.command_topic,
+                "audit": s.audit_topic,
+                "notification": s.notification_topic,
+                "dlq": s.dlq_topic,
+                "state": s.state_topic,
+            },
+            self.metrics,
+            signing_key=s.signing_key.get_secret_value().encode() if s.signing_key else None,
+            max_future_skew_ms=int(s.max_future_skew_s * 1000),
+            dlq_max_original_bytes=s.dlq_max_original_bytes,
+            state=keeper,
+        )
 
     async def _consume(self, source: KafkaSource, pipeline: Pipeline) -> None:
         loop = asyncio.get_running_loop()

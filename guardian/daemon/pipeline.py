@@ -17,17 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import orjson
 import structlog
 
 from guardian.actions.outputs import OutputRecord, Role, outputs_for
-from guardian.engine.decision import Decision
+from guardian.daemon.state import StateKeeper
+from guardian.engine.decision import Decision, DeployInfo
 from guardian.errors import DecodeError
 from guardian.kafka.source import Position, RawRecord
 from guardian.metrics import GuardianMetrics
-from guardian.wire.events import InputEvent, decode_event
+from guardian.notify.notice import confirmation_entry
+from guardian.wire.events import DeployEvent, InputEvent, MetricEvent, decode_event
 from guardian.wire.records import DeadLetter, DeadLetterSource
 
 log = structlog.get_logger(__name__)
@@ -82,6 +84,7 @@ class Pipeline:
         max_future_skew_ms: int = 300_000,
         dlq_max_original_bytes: int = 512 * 1024,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        state: StateKeeper | None = None,
     ) -> None:
         self.engine = engine
         self._sink = sink
@@ -91,6 +94,7 @@ class Pipeline:
         self._max_future_skew_ms = max_future_skew_ms
         self._dlq_max_original_bytes = dlq_max_original_bytes
         self._wall_clock_ms = wall_clock_ms
+        self._state = state
         self.watermark_ms = 0
 
     async def handle_batch(
@@ -116,6 +120,7 @@ class Pipeline:
         decisions = result.decisions
         process = self.engine.process
         watermark = self.watermark_ms
+        touched: set[tuple[str, str]] = set()
 
         # MQTT topics are per device and unbounded; count them under one label.
         fixed_label = None if transport == "kafka" else transport
@@ -144,10 +149,18 @@ class Pipeline:
             found = process(event)
             if found:
                 decisions.extend(found)
+            if type(event) is not MetricEvent:  # deploy and check events change deploy state
+                touched.add((event.service, event.environment))
+                if isinstance(event, DeployEvent) and event.type in ("rolled_back", "failed"):
+                    outputs.append(self._confirmation(event, now_ms))
 
         self.watermark_ms = watermark
         if watermark:
             decisions.extend(self.engine.advance(watermark))
+        touched.update((d.service, d.environment) for d in decisions)
+        if self._state is not None:
+            outputs.extend(self._state.outputs_for(touched))
+            outputs.extend(self._state.periodic_outputs())
 
         for decision in decisions:
             produced, command = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
@@ -205,6 +218,10 @@ class Pipeline:
                 deploy_id=decision.deploy_id,
                 reason=decision.reason,
             )
+        if self._state is not None:
+            touched = {(d.service, d.environment) for d in result.decisions}
+            result.outputs.extend(self._state.outputs_for(touched))
+            result.outputs.extend(self._state.periodic_outputs())
         return result
 
     async def deliver(self, result: BatchResult) -> None:
@@ -219,6 +236,27 @@ class Pipeline:
             self._metrics.rollback_commands.labels("automatic").inc(result.commands)
             self._metrics.decision_latency.observe(time.perf_counter() - result.started)
         self._metrics.batch_seconds.observe(time.perf_counter() - result.started)
+
+    @staticmethod
+    def _confirmation(event: DeployEvent, now_ms: int) -> OutputRecord:
+        """An executor confirmed (or gave up on) a rollback: close the deploy's incidents."""
+        status: Literal["rolled_back", "failed"] = (
+            "rolled_back" if event.type == "rolled_back" else "failed"
+        )
+        deploy = DeployInfo(
+            deploy_id=event.deploy_id,
+            service=event.service,
+            environment=event.environment,
+            version=event.version,
+            previous_version=event.previous_version,
+            strategy=event.strategy,
+            component=event.component,
+            regions=tuple(event.regions),
+            started_at_ms=event.timestamp,
+            status=status,
+        )
+        entry = confirmation_entry(deploy, status=status, at_ms=event.timestamp, now_ms=now_ms)
+        return OutputRecord("notification", event.service.encode(), orjson.dumps(entry))
 
     def _dead_letter(
         self, record: RawRecord, reason: str, now_ms: int, transport: str

@@ -9,7 +9,7 @@ rebalance revokes partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -39,20 +39,25 @@ class RawRecord:
 Position = tuple[str, int]  # (topic, partition)
 
 
+AssignmentCallback = Callable[[frozenset[Position]], Awaitable[None]]
+
+
 class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, on_change: Callable[[frozenset[Position]], None]) -> None:
+    """Keeps the current assignment; the callback runs inside the rebalance, before fetching."""
+
+    def __init__(self, on_change: AssignmentCallback) -> None:
         self._on_change = on_change
         self._assigned: set[Position] = set()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self._assigned -= {(tp.topic, tp.partition) for tp in revoked}
         log.info("partitions_revoked", partitions=sorted(f"{t}-{p}" for t, p in self._assigned))
-        self._on_change(frozenset(self._assigned))
+        await self._on_change(frozenset(self._assigned))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in assigned}
         log.info("partitions_assigned", partitions=sorted(f"{t}-{p}" for t, p in self._assigned))
-        self._on_change(frozenset(self._assigned))
+        await self._on_change(frozenset(self._assigned))
 
 
 class KafkaSource:
@@ -63,18 +68,24 @@ class KafkaSource:
         settings: Settings,
         bootstrap_servers: str,
         topics: list[str],
-        on_assignment: Callable[[frozenset[Position]], None] | None = None,
+        on_assignment: AssignmentCallback | None = None,
     ) -> None:
         self._settings = settings
         self._bootstrap = bootstrap_servers
         self._topics = topics
-        self._on_assignment = on_assignment or (lambda _assigned: None)
+        self._on_assignment = on_assignment
         self._consumer: AIOKafkaConsumer | None = None
         self.assignment: frozenset[Position] = frozenset()
 
-    def _assignment_changed(self, assigned: frozenset[Position]) -> None:
+    async def _assignment_changed(self, assigned: frozenset[Position]) -> None:
         self.assignment = assigned
-        self._on_assignment(assigned)
+        if self._on_assignment is not None:
+            await self._on_assignment(assigned)
+
+    def partition_count(self, topic: str) -> int:
+        """How many partitions a subscribed topic has (from the consumer's metadata)."""
+        partitions = self._require().partitions_for_topic(topic)
+        return len(partitions) if partitions else 0
 
     async def start(self) -> None:
         """Join the group (no records are fetched until ``getmany``)."""

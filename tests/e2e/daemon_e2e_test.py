@@ -34,9 +34,7 @@ async def test_bad_release_is_rolled_back_through_kafka(
             [deploy(deploy_id="d-e2e", strategy="rolling", component="configuration")],
         )
         await produce_json(bootstrap, settings.metric_topic, traffic(seconds=150, error_rate=0.08))
-        commands = await read_until(
-            bootstrap, settings.command_topic, bool, timeout_s=30
-        )
+        commands = await read_until(bootstrap, settings.command_topic, bool, timeout_s=30)
         process.send_signal(signal.SIGTERM)
         assert await wait_exit(process) == 0
     command = commands[0]

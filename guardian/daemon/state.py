@@ -1,0 +1,136 @@
+"""State that survives restarts and partition moves: engine snapshots on a compacted topic.
+
+What is written, keyed by ``service\\x00environment``:
+
+- in the same batch as the event or decision that changed it (so the snapshot
+  is acknowledged before the input offset is committed): the service's state
+  after a deploy or check event, or after any decision;
+- every ``SNAPSHOT_INTERVAL_S``, the state of services with a live deploy
+  whose windows moved, so a restart resumes with recent windows.
+
+What is read: when this replica is assigned input partitions (start-up or
+rebalance), the latest snapshot of every service those partitions own.
+Input topics are keyed by service and co-partitioned, so a service's
+partition is the same on every input topic. Services whose partitions are
+revoked are dropped from this replica's engine, so two replicas never judge
+(or time out) the same service.
+
+Limits: a snapshot larger than ``MAX_SNAPSHOT_BYTES`` is written without its
+sliding windows (deploy, decisions and baselines are kept), so a restart of
+such a service refills its windows from new events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+import orjson
+import structlog
+from aiokafka.partitioner import murmur2
+
+from guardian.actions.outputs import OutputRecord
+from guardian.engine.engine import Engine
+from guardian.engine.ownership import forget_service, held_services, live_services
+
+log = structlog.get_logger(__name__)
+
+SNAPSHOT_INTERVAL_S = 30.0
+MAX_SNAPSHOT_BYTES = 900_000
+ServiceKey = tuple[str, str]
+
+
+def partition_of(service: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a service key (murmur2, as Java does)."""
+    hashed: int = murmur2(service.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def state_key(service: str, environment: str) -> bytes:
+    """Key of a service's snapshot on the state topic."""
+    return f"{service}\x00{environment}".encode()
+
+
+def parse_state_key(key: bytes) -> ServiceKey | None:
+    """The (service, environment) of a state key, or None for a foreign key."""
+    service, sep, environment = key.decode(errors="replace").partition("\x00")
+    return (service, environment) if sep else None
+
+
+class StateKeeper:
+    """Decides which snapshots to write and restores the ones this replica owns."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._last_periodic = time.monotonic()
+        self._owned: set[int] = set()
+
+    async def rebalance(
+        self,
+        owned: set[int],
+        partitions: int,
+        load_latest: Callable[[], Awaitable[dict[bytes, bytes]]],
+    ) -> None:
+        """Drop services that left, restore the ones that arrived (from the changelog)."""
+        dropped = self.drop_unowned(owned, partitions)
+        gained = owned - self._owned
+        restored = self.restore(await load_latest(), gained, partitions) if gained else 0
+        self._owned = set(owned)
+        log.info(
+            "state_rebuilt",
+            owned_partitions=sorted(owned),
+            restored_services=restored,
+            dropped_services=dropped,
+        )
+
+    def outputs_for(self, touched: Iterable[ServiceKey]) -> list[OutputRecord]:
+        """Snapshot records for services whose deploy state changed in this batch."""
+        records = []
+        for service, environment in set(touched):
+            record = self._snapshot_record(service, environment)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def periodic_outputs(self, force: bool = False) -> list[OutputRecord]:
+        """Every interval: snapshots of services with a live deploy (recent windows)."""
+        now = time.monotonic()
+        if not force and now - self._last_periodic < SNAPSHOT_INTERVAL_S:
+            return []
+        self._last_periodic = now
+        return self.outputs_for(live_services(self._engine))
+
+    def _snapshot_record(self, service: str, environment: str) -> OutputRecord | None:
+        data = self._engine.snapshot(service, environment)
+        if data is None:
+            return None
+        value = orjson.dumps(data)
+        if len(value) > MAX_SNAPSHOT_BYTES:
+            data = {**data, "series": []}
+            value = orjson.dumps(data)
+            log.warning("snapshot_windows_dropped", service=service, environment=environment)
+        return OutputRecord("state", state_key(service, environment), value)
+
+    def restore(self, latest: dict[bytes, bytes], owned: set[int], partitions: int) -> int:
+        """Restore every snapshot whose service lives on an owned partition; return how many."""
+        restored = 0
+        for key, value in latest.items():
+            parsed = parse_state_key(key)
+            if parsed is None or partition_of(parsed[0], partitions) not in owned:
+                continue
+            try:
+                self._engine.restore(orjson.loads(value))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("snapshot_unusable", service=parsed[0], error=str(exc))
+                continue
+            restored += 1
+        return restored
+
+    def drop_unowned(self, owned: set[int], partitions: int) -> int:
+        """Forget services that moved to another replica; return how many."""
+        dropped = 0
+        for service, environment in held_services(self._engine):
+            if partition_of(service, partitions) not in owned:
+                forget_service(self._engine, service, environment)
+                dropped += 1
+        return dropped
