@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "guardian.cli.rules_cmd",
     "guardian.cli.replay_cmd",
     "guardian.cli.config_cmd",
+    "guardian.cli.notify_cmd",
     "guardian.cli.demo_cmd",
 )
 
