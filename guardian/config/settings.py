@@ -116,6 +116,19 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password (secret)")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
     smtp_from: str = Field("guardian@localhost", description="Sender address of emails")
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle to verify the SMTP server (STARTTLS); unset = system CAs"
+    )
+    notify_repeat_interval_s: float = Field(
+        4 * 3600.0, ge=0, description="Least time between two posts of a firing incident"
+    )
+    notify_backoff_initial_s: float = Field(1.0, gt=0, description="First notification retry")
+    notify_backoff_max_s: float = Field(60.0, gt=0, description="Longest notification retry delay")
+    notify_storm_threshold: int = Field(
+        5, ge=1, description="New incidents of distinct services in the window that make a storm"
+    )
+    notify_storm_window_s: float = Field(60.0, gt=0, description="Storm detection window")
+    notify_send_timeout_s: float = Field(15.0, gt=0, description="Timeout of one Slack/SMTP call")
 
     # --- MQTT
     mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]HOST:PORT or mqtts://")

@@ -32,6 +32,7 @@ from guardian.metrics import GuardianMetrics
 from guardian.mqtt.loop import run_mqtt
 from guardian.mqtt.source import MqttSource
 from guardian.notify.notifier import Notifier
+from guardian.notify.options import options_from_settings
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +123,9 @@ class Daemon:
             source = await stack.enter_async_context(
                 KafkaSource(s, bootstrap, [s.deploy_topic, s.metric_topic], on_assignment)
             )
-            notifier = await stack.enter_async_context(Notifier(s, bootstrap, self.metrics))
+            notifier = await stack.enter_async_context(
+                Notifier(s, bootstrap, self.metrics, options_from_settings(s))
+            )
             pipeline = self._pipeline(engine, sink, keeper)
             mqtt = (
                 await stack.enter_async_context(MqttSource(s, self.readiness))

@@ -1,7 +1,7 @@
 """Tuning knobs of the notifier, with defaults; candidates for ``Settings`` fields.
 
-Kept out of ``guardian.config.settings`` until the lead adds them there
-(``GUARDIAN_NOTIFY_*``); ``Notifier`` takes an instance and defaults to these.
+The operator-facing ones are settings (``GUARDIAN_NOTIFY_*``, ``GUARDIAN_SMTP_CA_FILE``);
+``options_from_settings`` maps them, and tests build an instance directly.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from guardian.config.settings import Settings
 
 
 class NotifyOptions(BaseModel):
@@ -39,4 +41,17 @@ class NotifyOptions(BaseModel):
     )
     dedup_memory: int = Field(
         256, ge=1, description="Delivered notification ids remembered per incident and destination"
+    )
+
+
+def options_from_settings(settings: Settings) -> NotifyOptions:
+    """The notifier's options as configured by the operator (``GUARDIAN_NOTIFY_*``)."""
+    return NotifyOptions(
+        repeat_interval_s=settings.notify_repeat_interval_s,
+        backoff_initial_s=settings.notify_backoff_initial_s,
+        backoff_max_s=settings.notify_backoff_max_s,
+        storm_threshold=settings.notify_storm_threshold,
+        storm_window_s=settings.notify_storm_window_s,
+        send_timeout_s=settings.notify_send_timeout_s,
+        smtp_ca_file=settings.smtp_ca_file,
     )

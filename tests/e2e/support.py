@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+from pydantic import SecretStr
 
 from guardian.config.settings import Settings
 
@@ -21,25 +23,16 @@ GUARDIAN = str(Path(sys.executable).with_name("guardian"))
 def settings_env(settings: Settings) -> dict[str, str]:
     """The GUARDIAN_* environment that reproduces these settings in a child process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDIAN_")}
-    for name in (
-        "bootstrap_servers",
-        "group_id",
-        "deploy_topic",
-        "metric_topic",
-        "command_topic",
-        "audit_topic",
-        "dlq_topic",
-        "notification_topic",
-        "state_topic",
-        "http",
-        "session_timeout_ms",
-        "heartbeat_interval_ms",
-        "fetch_max_wait_ms",
-        "rules",
-    ):
+    defaults = Settings.model_construct()
+    for name in Settings.model_fields:
         value = getattr(settings, name)
-        if value is not None:
-            env[f"GUARDIAN_{name.upper()}"] = str(value)
+        if value is None or (value == getattr(defaults, name, None) and name != "rules"):
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = json.dumps(value)
+        env[f"GUARDIAN_{name.upper()}"] = str(value)
     env["GUARDIAN_LOG_FORMAT"] = "json"
     return env
 
