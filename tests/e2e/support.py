@@ -37,6 +37,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+_LOGS: dict[int, Path] = {}
+
+
+def log_tail(process: subprocess.Popen[bytes], lines: int = 30) -> str:
+    """The last lines the process logged, to explain a failure."""
+    path = _LOGS.get(process.pid)
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextmanager
 def guardian_process(
     env: dict[str, str], *args: str, log_path: Path
@@ -46,6 +57,7 @@ def guardian_process(
         process = subprocess.Popen(
             [GUARDIAN, "run", *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
+        _LOGS[process.pid] = log_path
         try:
             yield process
         finally:
@@ -60,7 +72,9 @@ async def wait_ready(port: int, process: subprocess.Popen[bytes], timeout_s: flo
     async with aiohttp.ClientSession() as http:
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"guardian exited with {process.returncode}")
+                raise AssertionError(
+                    f"guardian exited with {process.returncode}:\n{log_tail(process)}"
+                )
             try:
                 async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
                     if response.status == 200:
