@@ -291,8 +291,10 @@ async def main() -> None:
                 "events_produced": ledger["events"],
                 "bad_deploys": len(bad),
                 "healthy_deploys": len(healthy),
+                "judgeable_bad_deploys": len(judgeable),
                 "rollbacks_made": len(decided & bad),
-                "missed_rollbacks": sorted(bad - decided),
+                "missed_rollbacks": sorted(judgeable - decided),
+                "late_bad_deploys_not_yet_decided": len((bad - judgeable) - decided),
                 "false_rollbacks": sorted(decided & healthy),
                 "deploys_with_two_command_ids": sum(
                     1 for ids in ids_by_deploy.values() if len(ids) > 1
