@@ -24,8 +24,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from guardian.cli.replay_cmd import run_replay  # noqa: E402
-from guardian.engine import Engine, load_rules  # noqa: E402
+from guardian.cli.replay_cmd import run_replay, tuned_gc
+from guardian.engine import Engine, load_rules
 
 EPOCH_MS = 1_795_478_400_000
 REGIONS = ("us-east", "eu-west", "asia-east")
@@ -39,7 +39,7 @@ def generate(path: Path, events: int, services: int, deploys: int, seed: int) ->
     base_latency = {n: rng.uniform(40, 180) for n in names}
     deploying = {n: i for i, n in enumerate(rng.sample(names, deploys))}
     bad = set(rng.sample(sorted(deploying), max(1, deploys // 10)))
-    series = []
+    series: list[tuple[str, str, str | None]] = []
     for n in names:
         for region in REGIONS[: rng.randint(1, 3)]:
             cohorts: tuple[str | None, ...] = (None,)
@@ -57,10 +57,16 @@ def generate(path: Path, events: int, services: int, deploys: int, seed: int) ->
                 for n, i in deploying.items():
                     strategy = STRATEGIES[i % 4]
                     record = {
-                        "kind": "deploy", "type": "started", "deploy_id": f"d-{n}",
-                        "service": n, "environment": "production", "version": "2.0.0",
-                        "previous_version": "1.9.0", "strategy": strategy,
-                        "regions": ["us-east"], "timestamp": ts,
+                        "kind": "deploy",
+                        "type": "started",
+                        "deploy_id": f"d-{n}",
+                        "service": n,
+                        "environment": "production",
+                        "version": "2.0.0",
+                        "previous_version": "1.9.0",
+                        "strategy": strategy,
+                        "regions": ["us-east"],
+                        "timestamp": ts,
                     }
                     out.write(orjson.dumps(record) + b"\n")
                     written += 1
@@ -82,8 +88,12 @@ def generate(path: Path, events: int, services: int, deploys: int, seed: int) ->
                     "memory_utilization": round(rng.uniform(0.4, 0.7), 3),
                 }
                 record = {
-                    "kind": "metric", "service": n, "environment": "production",
-                    "region": region, "timestamp": ts - rng.randint(0, 2_000), "values": values,
+                    "kind": "metric",
+                    "service": n,
+                    "environment": "production",
+                    "region": region,
+                    "timestamp": ts - rng.randint(0, 2_000),
+                    "values": values,
                 }
                 if cohort is not None:
                     record["cohort"] = cohort
@@ -108,9 +118,10 @@ def main() -> None:
         engine = Engine(load_rules(args.rules))
         bad: list[int] = []
         data = path.read_bytes().splitlines()
-        start = time.perf_counter()
-        decisions = list(run_replay(engine, data, lambda n, _: bad.append(n)))
-        elapsed = time.perf_counter() - start
+        with tuned_gc():  # as `guardian replay` does
+            start = time.perf_counter()
+            decisions = list(run_replay(engine, data, lambda n, _: bad.append(n)))
+            elapsed = time.perf_counter() - start
     actions: dict[str, int] = {}
     for d in decisions:
         actions[d.action] = actions.get(d.action, 0) + 1

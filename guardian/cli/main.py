@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "guardian.cli.config_cmd",
     "guardian.cli.notify_cmd",
     "guardian.cli.demo_cmd",
+    "guardian.cli.rollback_cmd",
+    "guardian.cli.tokens_cmd",
 )
 
 app = typer.Typer(

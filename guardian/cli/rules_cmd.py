@@ -44,7 +44,7 @@ def check(
 
 
 @rules_app.command("test")
-def test(
+def run_tests(
     files: list[Path] = typer.Argument(..., help="Rule test files (*_test.yaml)."),
 ) -> None:
     """Run rule unit tests; exit 1 with a diff when decisions differ from expectations."""

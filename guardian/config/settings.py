@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     http: str = Field("127.0.0.1:8080", description="HOST:PORT of health, metrics and API")
     tokens_file: Path | None = Field(None, description="API tokens (YAML, hashed)")
     grace_period_s: float = Field(20.0, gt=0, description="Drain time on SIGTERM before exit")
+    manual_roles: list[str] = Field(
+        default_factory=lambda: ["SRE", "DevOps Lead"],
+        description="Roles that may request a manual rollback",
+    )
+    manual_approver_roles: list[str] | None = Field(
+        None, description="Roles that may approve one (unset = the requesting roles)"
+    )
+    manual_request_ttl_s: float = Field(
+        1800.0, gt=0, description="How long a manual rollback request waits for approval"
+    )
 
     # --- commands and notifications
     signing_key: SecretStr | None = Field(None, description="HMAC key to sign commands (secret)")

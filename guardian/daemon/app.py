@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 
 import structlog
 
+from guardian.api import ManualRollbacks
 from guardian.config.settings import Settings
 from guardian.daemon.health import Readiness
 from guardian.daemon.http import ControlPlane, RouteInstaller
@@ -101,9 +102,16 @@ class Daemon:
             self.readiness.set("broker_connected", True)
 
             sink = await stack.enter_async_context(KafkaSink(s, bootstrap))
+            manual = await stack.enter_async_context(
+                ManualRollbacks(s, bootstrap, sink, engine.deploy_of, self.metrics)
+            )
             control = await stack.enter_async_context(
                 ControlPlane(
-                    s.http_host, s.http_port, self.readiness, self.metrics, self._route_installers
+                    s.http_host,
+                    s.http_port,
+                    self.readiness,
+                    self.metrics,
+                    (*self._route_installers, manual.install),
                 )
             )
             self.http_port = control.bound_port
@@ -141,6 +149,7 @@ class Daemon:
                     tasks.create_task(reloader.run(), name="rule-reload"),
                     tasks.create_task(self._report_lag(source, engine), name="lag"),
                     tasks.create_task(notifier.run(), name="notifier"),
+                    tasks.create_task(manual.run(), name="manual-rollbacks"),
                 ]
                 if mqtt is not None:
                     # Not in `background`: it drains its own batch when asked to stop.
@@ -184,7 +193,7 @@ class Daemon:
                         await self._deliver(pipeline, idle)
                 continue
             last_record_at = loop.time()
-            result = pipeline.judge(records)
+            result = await pipeline.judge_in_chunks(records)
             await self._deliver(pipeline, result)
             await source.commit(result.next_offsets)
 

@@ -14,8 +14,11 @@ duplicates are counted and ignored; the number of series is capped.
 
 Limits: a rule is evaluated when its own series receives a sample (or, for
 no-data, by ``advance``); a series that falls silent mid-``for`` is not
-re-evaluated until its next sample. Deploy events are never dropped as late
-(a ``started`` older than the current deploy is ignored as stale).
+re-evaluated until its next sample. Deploy rules are judged on every sample;
+rules that do not guard a deploy (alerts) at most every window/10 of event
+time, like a Prometheus evaluation interval, to keep the hot path cheap.
+Deploy events are never dropped as late (a ``started`` older than the current
+deploy is ignored as stale).
 """
 
 from __future__ import annotations
@@ -30,18 +33,21 @@ from guardian.engine.decision import Decision, DeployInfo
 from guardian.engine.evaluate import (
     evaluate,
     evidence,
-    format_duration,
     pre_deploy_baseline,
     reason_text,
+    resolved_decision,
 )
 from guardian.engine.explain import explain_deploy
 from guardian.engine.rules.compiled import CompiledRule, MeasureKey, compile_rules
 from guardian.engine.rules.loader import RuleSet
+from guardian.engine.snapshot import restore_service, snapshot_service
 from guardian.engine.state import Binding, DeployState, Series, ServiceState
 from guardian.engine.window import BUCKET_MS
 from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEvent
 
 _NONE: list[Decision] = []
+# The stable and baseline cohorts both serve as the reference a canary is judged against.
+_REFERENCE = {"stable": "reference", "baseline": "reference"}
 _CONTEXT_BASELINE_MS = 30 * 60_000
 
 
@@ -109,11 +115,11 @@ class Engine:
         self._install(rules)
         for st in self._services.values():
             plan = self._plan(st)
-            st.baseline_feeders.clear()
             for series in st.series.values():
                 old = {b.rule.name: b for b in series.bindings}
                 series.bindings = []
                 series.feeders = []
+                series.deploy_feeders = []
                 kept = series.aggs
                 series.aggs = {}
                 self._bind(st, series, plan, kept, old)
@@ -132,11 +138,10 @@ class Engine:
             if not r.region(region):
                 continue
             if r.cohort(cohort):
-                keys = [r.agg_key, r.volume_key]
-                for key in keys:
-                    if key is not None and key in kept:
+                for key in (r.agg_key, r.volume_key):
+                    if key is not None and key in kept and key not in series.aggs:
                         series.aggs[key] = kept[key]
-                        series.feeders.append(kept[key])
+                        (series.deploy_feeders if key[4] else series.feeders).append(kept[key])
                 agg = series.aggregate(r.agg_key)  # type: ignore[arg-type]
                 vol = series.aggregate(r.volume_key) if r.volume_key else None
                 b = old.get(r.name)
@@ -147,7 +152,9 @@ class Engine:
                 series.bindings.append(b)
                 if r.spec.no_data.policy == "alert":
                     self._push(st.watermark + r.spec.no_data.after, "nodata", b, st)
-            elif r.baseline is not None and r.baseline.baseline == cohort:
+            elif r.baseline is not None and _REFERENCE.get(r.baseline.baseline) == _REFERENCE.get(
+                cohort, "-"
+            ):  # a reference cohort for canary rules: keep the same window for comparison
                 series.aggregate(r.agg_key)  # type: ignore[arg-type]
         series.buckets = st.region_buckets(region, measures)
 
@@ -202,48 +209,80 @@ class Engine:
         horizon = st.watermark - self._lateness
         while recent[0][0] < horizon:
             recent.popleft()
+        now = st.watermark
         for agg in series.feeders:
-            agg.feed(ts, values)
-        for bucket in series.buckets:
-            bucket.feed(ts, values)
+            agg.feed(ts, values, now)
+        if st.deploy_live:
+            for agg in series.deploy_feeders:
+                agg.feed(ts, values, now)
+        if series.buckets is not None:
+            series.buckets.feed(ts, values)
         if not series.bindings:
             return _NONE
         return self._evaluate_series(st, series)
 
     def _evaluate_series(self, st: ServiceState, series: Series) -> list[Decision]:
         now = st.watermark
-        deploy = st.deploy
+        deploy = st.deploy if st.deploy_live else None
+        active = deploy is not None and deploy.status == "active"
         out: list[Decision] | None = None
         for b in series.bindings:
             rule = b.rule
-            applies = deploy is not None and deploy.applies(now, rule.bake_ms)
+            if rule.eval_every_ms:
+                if now < b.next_eval_ms:
+                    continue
+                b.next_eval_ms = now + rule.eval_every_ms
+            if deploy is None:
+                if rule.clipped:
+                    continue  # deploy-scoped, and no deploy is live
+                applies = False
+            else:
+                applies = active or deploy.applies(now, rule.bake_ms)
             if rule.scope == "during_deploy":
                 if not applies or not rule.matches_deploy(deploy.strategy, deploy.component):  # type: ignore[union-attr]
+                    continue
+                if rule.reached_only and deploy.reached and series.region not in deploy.reached:  # type: ignore[union-attr]
                     continue
             elif rule.scope == "outside_deploy" and applies:
                 continue
             d = deploy if applies else None
             holds, resolved = evaluate(b, st, d, now)
-            decision = None
-            if holds:
-                if b.since_ms is None:
-                    b.since_ms = now
-                if not b.firing and now - b.since_ms >= rule.for_ms:
-                    if b.last_fired_ms is not None and now - b.last_fired_ms < rule.spec.cooldown:
-                        b.last_reason = "cooldown"
-                    else:
-                        decision = self._fire(b, st, d, now)
-            else:
-                b.since_ms = None
-            if resolved and b.firing:
-                b.firing = False
-                if rule.action == "notify":
-                    decision = self._resolved(b, st, d, now)
+            if not (holds or b.firing or b.since_ms is not None):
+                continue  # quiet and was quiet: nothing to advance
+            decision = self._step(b, st, d, now, holds, resolved)
             if decision is not None:
                 if out is None:
                     out = []
                 out.append(decision)
         return out if out is not None else _NONE
+
+    def _step(
+        self,
+        b: Binding,
+        st: ServiceState,
+        d: DeployState | None,
+        now: int,
+        holds: bool,
+        resolved: bool,
+    ) -> Decision | None:
+        """Advance the ``for`` clock, cooldown and firing state of one binding."""
+        rule = b.rule
+        decision = None
+        if holds:
+            if b.since_ms is None:
+                b.since_ms = now
+            if not b.firing and now - b.since_ms >= rule.for_ms:
+                if b.last_fired_ms is not None and now - b.last_fired_ms < rule.spec.cooldown:
+                    b.last_reason = "cooldown"
+                else:
+                    decision = self._fire(b, st, d, now)
+        else:
+            b.since_ms = None
+        if resolved and b.firing:
+            b.firing = False
+            if rule.action == "notify":
+                decision = resolved_decision(b, st, d, now)
+        return decision
 
     def _fire(
         self, b: Binding, st: ServiceState, deploy: DeployState | None, now: int
@@ -260,28 +299,6 @@ class Engine:
         labels = {"region": b.series.region, "cohort": b.series.cohort}
         return self._decide(
             rule, st, deploy, now, reason_text(b, context), evidence(b, context), labels
-        )
-
-    def _resolved(
-        self, b: Binding, st: ServiceState, deploy: DeployState | None, now: int
-    ) -> Decision:
-        rule = b.rule
-        observed = rule.format(b.last_observed or 0.0)
-        reason = f"resolved: {rule.label} {observed} over {format_duration(rule.spec.window)}"
-        return Decision(
-            at_ms=now,
-            rule=rule.name,
-            action="notify",
-            severity=rule.severity,  # type: ignore[arg-type]
-            service=st.service,
-            environment=st.environment,
-            deploy=deploy.info() if deploy is not None else None,
-            regions=(b.series.region,) if b.series.region else (),
-            reason=reason,
-            evidence=evidence(b, None),
-            state="resolved",
-            dry_run=rule.spec.dry_run,
-            labels={"region": b.series.region, "cohort": b.series.cohort},
         )
 
     def _decide(
@@ -378,6 +395,15 @@ class Engine:
         if st is None or st.deploy is None:
             return None
         return st.deploy.info()
+
+    def snapshot(self, service: str, environment: str) -> dict[str, Any] | None:
+        """One service's state as JSON-able data (for a changelog), or None if unknown."""
+        st = self._services.get((service, environment))
+        return snapshot_service(st) if st is not None else None
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Replace one service's state with a snapshot taken by ``snapshot``."""
+        restore_service(self, data)
 
     def explain(self, deploy_id: str) -> dict[str, Any] | None:
         """Why each candidate rule did or did not fire for a deploy; None if unknown."""

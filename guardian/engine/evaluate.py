@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardian.engine.decision import Decision
 from guardian.engine.rules.compiled import CompiledRule
 from guardian.engine.state import Binding, DeployState, ServiceState
 
@@ -57,15 +58,16 @@ def pre_deploy_baseline(
 ) -> tuple[float | None, int]:
     """The measure over ``[start - window, start)`` in the region, any cohort."""
     store = st.baselines.get(region)
-    buckets = store.get(rule.measure) if store is not None and rule.measure else None
-    if buckets is None:
+    if store is None or rule.measure is None:
         return None, 0
     start = deploy.started_at_ms
-    num, den, count = buckets.query(start - window_ms, start)
+    num, den, count = store.query(rule.measure, start - window_ms, start)
     return _bucket_value(rule.aggregate, num, den, count), count
 
 
-def _baseline(b: Binding, st: ServiceState, deploy: DeployState | None, cutoff: int) -> float | None:
+def _baseline(
+    b: Binding, st: ServiceState, deploy: DeployState | None, cutoff: int
+) -> float | None:
     rule = b.rule
     cond = rule.baseline
     assert cond is not None  # noqa: S101 - only called for baseline rules
@@ -74,12 +76,17 @@ def _baseline(b: Binding, st: ServiceState, deploy: DeployState | None, cutoff: 
             return None
         cache = b.baseline_cache
         if cache is None or cache[0] != deploy.deploy_id:
-            value, count = pre_deploy_baseline(rule, st, b.series.region, deploy, cond.baseline_window)
+            value, count = pre_deploy_baseline(
+                rule, st, b.series.region, deploy, cond.baseline_window
+            )
             if count < rule.spec.min_samples:
                 value = None
             cache = b.baseline_cache = (deploy.deploy_id, value, count)
         return cache[1]
-    other = st.series.get((b.series.region, cond.baseline))
+    region = b.series.region
+    other = st.series.get((region, cond.baseline)) or st.series.get(
+        (region, "baseline" if cond.baseline == "stable" else "stable")
+    )
     agg = other.aggs.get(rule.agg_key) if other is not None and rule.agg_key else None
     if agg is None:
         return None
@@ -89,22 +96,27 @@ def _baseline(b: Binding, st: ServiceState, deploy: DeployState | None, cutoff: 
     return agg.value(rule.aggregate)
 
 
-def evaluate(
+def evaluate(  # noqa: PLR0911, PLR0912, PLR0915 - the hot path: one call per rule per sample
     b: Binding, st: ServiceState, deploy: DeployState | None, now: int
 ) -> tuple[bool, bool]:
-    """Judge ``b`` at ``now``: (condition holds, a firing rule may resolve)."""
+    """Judge ``b`` at ``now``: (condition holds, a firing rule may resolve).
+
+    Slides the window (clipped to the deploy start for deploy rules), checks
+    samples and volume, fetches the baseline if any, compares.
+    """
     rule = b.rule
-    spec = rule.spec
-    cutoff = now - spec.window
+    cutoff = now - rule.window_ms
     if deploy is not None and rule.clipped and deploy.started_at_ms - 1 > cutoff:
         cutoff = deploy.started_at_ms - 1
     agg = b.agg
-    agg.evict(cutoff)
+    entries = agg.entries
+    if entries and entries[0][0] <= cutoff:
+        agg.evict(cutoff)
     n = b.last_samples = agg.count
-    if n < spec.min_samples:
+    if n < rule.min_samples:
         b.last_reason = FEW_SAMPLES
         return False, False
-    if spec.min_volume is not None:
+    if rule.min_volume:
         if rule.volume_from_den:
             volume = agg.sum_den
         else:
@@ -113,10 +125,17 @@ def evaluate(
             vol.evict(cutoff)
             volume = vol.sum_num
         b.last_volume = volume
-        if volume < spec.min_volume.at_least:
+        if volume < rule.min_volume:
             b.last_reason = LOW_VOLUME
             return False, False
-    observed = b.last_observed = agg.value(rule.aggregate)
+    aggregate = rule.aggregate
+    if aggregate == "mean":
+        observed: float | None = agg.sum_num / n
+    elif aggregate == "ratio":
+        observed = agg.sum_num / agg.sum_den if agg.sum_den > 0 else None
+    else:
+        observed = agg.value(aggregate)
+    b.last_observed = observed
     if observed is None:
         b.last_reason = NO_DATA
         return False, False
@@ -203,3 +222,27 @@ def evidence(b: Binding, context_baseline: float | None) -> dict[str, Any]:
     if b.last_volume is not None:
         out["volume"] = b.last_volume
     return out
+
+
+def resolved_decision(
+    b: Binding, st: ServiceState, deploy: DeployState | None, now: int
+) -> Decision:
+    """The ``state="resolved"`` decision of a notify rule that stopped firing."""
+    rule = b.rule
+    observed = rule.format(b.last_observed or 0.0)
+    reason = f"resolved: {rule.label} {observed} over {format_duration(rule.spec.window)}"
+    return Decision(
+        at_ms=now,
+        rule=rule.name,
+        action="notify",
+        severity=rule.severity,  # type: ignore[arg-type]
+        service=st.service,
+        environment=st.environment,
+        deploy=deploy.info() if deploy is not None else None,
+        regions=(b.series.region,) if b.series.region else (),
+        reason=reason,
+        evidence=evidence(b, None),
+        state="resolved",
+        dry_run=rule.spec.dry_run,
+        labels={k: v for k, v in (("region", b.series.region), ("cohort", b.series.cohort)) if v},
+    )

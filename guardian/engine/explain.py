@@ -29,7 +29,7 @@ from guardian.engine.state import Binding, DeployState, ServiceState
 from guardian.wire.records import format_time
 
 
-def why(b: Binding) -> str:
+def why(b: Binding) -> str:  # noqa: PLR0911 - one sentence per reason
     """One sentence on where a rule stands on one series."""
     rule = b.rule
     spec = rule.spec
@@ -57,7 +57,8 @@ def why(b: Binding) -> str:
     if reason == BELOW:
         return f"{rule.label} {observed}: condition {rule.op_text} {_threshold(rule)} not met"
     if reason == HOLDS and b.since_ms is not None:
-        return f"condition holds since {format_time(b.since_ms)}; needs for {format_duration(rule.for_ms)}"
+        since = format_time(b.since_ms)
+        return f"condition holds since {since}; needs for {format_duration(rule.for_ms)}"
     return reason
 
 
@@ -125,9 +126,7 @@ def explain_deploy(
         "started_at": format_time(deploy.started_at_ms),
         "regions": list(info.regions),
         "rollback": deploy.rollback.to_dict() if deploy.rollback is not None else None,
-        "incident": [
-            {**e, "at": format_time(e["at_ms"])} for e in deploy.incident
-        ],
+        "incident": [{**e, "at": format_time(e["at_ms"])} for e in deploy.incident],
         "rules": rows,
         "checks": checks,
     }

@@ -12,10 +12,12 @@ Limits: functions over the engine's private state, split out of
 from __future__ import annotations
 
 import heapq
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from guardian.engine.decision import Decision
 from guardian.engine.evaluate import format_duration
+from guardian.engine.rules.compiled import CompiledRule
 from guardian.engine.state import Binding, DeployState, ServiceState
 from guardian.wire.events import CheckEvent, DeployEvent
 
@@ -32,7 +34,9 @@ def _new_deploy(engine: Engine, st: ServiceState, ev: DeployEvent) -> DeployStat
     deploy = DeployState(ev.deploy_id, st.service, st.environment, ev.timestamp)
     st.deploy = deploy
     engine._deploys[ev.deploy_id] = (st, deploy)
+    st.deploy_live = True
     for series in st.series.values():
+        series.backfill(deploy.started_at_ms, st.watermark)
         for b in series.bindings:
             if b.rule.scope == "during_deploy":
                 b.reset()
@@ -43,8 +47,7 @@ def on_deploy(engine: Engine, ev: DeployEvent) -> list[Decision]:
     """Apply one lifecycle step; deploy events themselves decide nothing."""
     st = engine._service(ev.service, ev.environment)
     ts: int = ev.timestamp
-    if ts > st.watermark:
-        st.watermark = ts
+    st.watermark = max(st.watermark, ts)
     deploy = st.deploy
     if deploy is None or deploy.deploy_id != ev.deploy_id:
         known = engine._deploys.get(ev.deploy_id)
@@ -57,6 +60,11 @@ def on_deploy(engine: Engine, ev: DeployEvent) -> list[Decision]:
         if deploy is not None and ts < deploy.started_at_ms:
             return _NONE  # stale: older than the deploy in force
         deploy = _new_deploy(engine, st, ev)
+    elif ev.type == "started" and ts < deploy.started_at_ms:
+        # ``started`` arrived after a later step of the same deploy: it started earlier.
+        deploy.started_at_ms = ts
+        for series in st.series.values():
+            series.backfill(ts, st.watermark)
     deploy.event_ms[ev.type] = ts
     deploy.version = ev.version
     deploy.previous_version = ev.previous_version or deploy.previous_version
@@ -73,6 +81,7 @@ def on_deploy(engine: Engine, ev: DeployEvent) -> list[Decision]:
             engine._push(ts + bake, "bake", deploy, st)
     elif ev.type in ("rolled_back", "failed"):
         deploy.status = ev.type
+        st.deploy_live = False
     return _NONE
 
 
@@ -103,21 +112,17 @@ def on_check(engine: Engine, ev: CheckEvent) -> list[Decision]:
     for rule in engine._check_rules:
         spec = rule.spec.check
         assert spec is not None  # noqa: S101 - check rules have a check spec
-        if ev.status == "warn" and spec.status == "fail":
-            continue
-        if not (rule.service(st.service) and rule.environment(st.environment)):
-            continue
-        if not (rule.region(region) and any(_glob(p, ev.check) for p in spec.names)):
+        if not _check_matches(rule, st, ev, region):
             continue
         applies = same and deploy is not None and deploy.applies(now, rule.bake_ms)
+        d = deploy if applies else None
         if rule.scope == "during_deploy":
-            if not applies or not rule.matches_deploy(deploy.strategy, deploy.component):  # type: ignore[union-attr]
+            if d is None or not rule.matches_deploy(d.strategy, d.component):
                 continue
-            if spec.within is not None and not _within(deploy, ts, spec.within, spec.after):  # type: ignore[arg-type]
+            if spec.within is not None and not _within(d, ts, spec.within, spec.after):
                 continue
         elif rule.scope == "outside_deploy" and applies:
             continue
-        d = deploy if applies else None
         key = (rule.name, region, ev.check, d.deploy_id if d is not None else "")
         last = st.check_fired.get(key)
         if last is not None and now - last < rule.spec.cooldown:
@@ -144,10 +149,14 @@ def on_check(engine: Engine, ev: CheckEvent) -> list[Decision]:
     return out
 
 
-def _glob(pattern: str, value: str) -> bool:
-    from fnmatch import fnmatchcase
-
-    return fnmatchcase(value, pattern)
+def _check_matches(rule: CompiledRule, st: ServiceState, ev: CheckEvent, region: str) -> bool:
+    spec = rule.spec.check
+    assert spec is not None  # noqa: S101 - check rules have a check spec
+    if ev.status == "warn" and spec.status == "fail":
+        return False
+    if not (rule.service(st.service) and rule.environment(st.environment)):
+        return False
+    return rule.region(region) and any(fnmatchcase(ev.check, p) for p in spec.names)
 
 
 def _within(deploy: DeployState, ts: int, within: int, after: tuple[str, ...]) -> bool:
@@ -169,6 +178,8 @@ def advance(engine: Engine, now_ms: int) -> list[Decision]:
         elif kind == "bake":
             if a.status == "baking":
                 a.status = "completed"
+                if b.deploy is a:
+                    b.deploy_live = False
             continue
         else:
             decision = _no_data(engine, a, b, now_ms)
@@ -204,7 +215,6 @@ def _no_data(engine: Engine, b: Binding, st: ServiceState, now: int) -> Decision
     after = rule.spec.no_data.after
     last = b.series.last_ts
     if last + after > now:
-        b.nodata_fired = False
         engine._push(last + after, "nodata", b, st)
         return None
     engine._push(now + after, "nodata", b, st)
@@ -212,9 +222,9 @@ def _no_data(engine: Engine, b: Binding, st: ServiceState, now: int) -> Decision
     applies = deploy is not None and deploy.applies(now, rule.bake_ms)
     if rule.scope == "during_deploy" and not applies:
         return None
-    if rule.scope == "outside_deploy" and applies or b.nodata_fired:
+    if (rule.scope == "outside_deploy" and applies) or b.nodata_fired == last:
         return None
-    b.nodata_fired = True
+    b.nodata_fired = last  # one alert per silence
     reason = f"no data for {rule.label} for {format_duration(now - max(last, 0))}"
     labels = {"region": b.series.region, "cohort": b.series.cohort}
     evidence = {"metric": rule.spec.metric, "last_sample_ms": last if last >= 0 else None}

@@ -96,7 +96,7 @@ class SeriesInput(_Model):
 class Expectation(_Model):
     """One decision a test expects."""
 
-    rule: str
+    rule: str  # a rule name or glob
     action: str | None = None
     at: str | float | None = None
     at_before: str | float | None = None
@@ -186,8 +186,8 @@ def _describe(d: Decision) -> str:
     return f"{d.rule} {d.action} {d.state} at {at} deploy={d.deploy_id} ({d.reason})"
 
 
-def _matches(exp: Expectation, d: Decision) -> bool:
-    if d.rule != exp.rule or d.state != exp.state:
+def _matches(exp: Expectation, d: Decision) -> bool:  # noqa: PLR0911 - one test per field
+    if not fnmatchcase(d.rule, exp.rule) or d.state != exp.state:
         return False
     if exp.action is not None and d.action != exp.action:
         return False

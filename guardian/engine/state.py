@@ -17,7 +17,7 @@ from typing import Any
 
 from guardian.engine.decision import Decision, DeployInfo, DeployStatus
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey
-from guardian.engine.window import BucketAggregate, SlidingAggregate
+from guardian.engine.window import BucketSet, SlidingAggregate
 
 # Why a rule did not fire at its last evaluation; formatted by explain().
 NOT_EVALUATED = "not evaluated yet"
@@ -36,6 +36,7 @@ class Binding:
         "last_reason",
         "last_samples",
         "last_volume",
+        "next_eval_ms",
         "nodata_fired",
         "rule",
         "series",
@@ -55,6 +56,7 @@ class Binding:
         self.agg = agg
         self.volume = volume
         self.since_ms: int | None = None
+        self.next_eval_ms = 0
         self.firing = False
         self.last_fired_ms: int | None = None
         self.last_observed: float | None = None
@@ -63,7 +65,7 @@ class Binding:
         self.last_volume: float | None = None
         self.last_reason = NOT_EVALUATED
         self.baseline_cache: tuple[str, float | None, int] | None = None
-        self.nodata_fired = False
+        self.nodata_fired: int | None = None  # last sample time when no-data last fired
 
     def reset(self) -> None:
         """Forget progress (a new deploy starts from a clean slate)."""
@@ -71,7 +73,7 @@ class Binding:
         self.firing = False
         self.last_fired_ms = None
         self.baseline_cache = None
-        self.nodata_fired = False
+        self.nodata_fired = None
         self.last_reason = NOT_EVALUATED
 
 
@@ -83,6 +85,7 @@ class Series:
         "bindings",
         "buckets",
         "cohort",
+        "deploy_feeders",
         "feeders",
         "last_ts",
         "recent",
@@ -93,9 +96,11 @@ class Series:
         self.region = region
         self.cohort = cohort
         self.aggs: dict[AggKey, SlidingAggregate] = {}
+        # Unclipped aggregates are fed always; clipped ones only while a deploy applies.
         self.feeders: list[SlidingAggregate] = []
+        self.deploy_feeders: list[SlidingAggregate] = []
         self.bindings: list[Binding] = []
-        self.buckets: list[BucketAggregate] = []
+        self.buckets: BucketSet | None = None
         self.last_ts = -1
         # (ts, values) within the lateness horizon, to recognise exact duplicates.
         self.recent: deque[tuple[int, dict[str, float]]] = deque()
@@ -104,10 +109,19 @@ class Series:
         """The sliding aggregate for ``key``, created (and fed from now on) if new."""
         agg = self.aggs.get(key)
         if agg is None:
-            agg = SlidingAggregate(key[0], key[1], key[2])
+            agg = SlidingAggregate(key[0], key[1], key[2], key[3])
             self.aggs[key] = agg
-            self.feeders.append(agg)
+            (self.deploy_feeders if key[4] else self.feeders).append(agg)
         return agg
+
+    def backfill(self, start_ms: int, now: int) -> None:
+        """A deploy started: refill clipped windows from recent samples at or after its start."""
+        for agg in self.deploy_feeders:
+            agg.clear()
+        for ts, values in self.recent:
+            if ts >= start_ms:
+                for agg in self.deploy_feeders:
+                    agg.feed(ts, values, now)
 
     def is_duplicate(self, ts: int, values: dict[str, float]) -> bool:
         """Whether an identical sample at the same time was already counted."""
@@ -190,10 +204,10 @@ class ServiceState:
     """All state of one (service, environment)."""
 
     __slots__ = (
-        "baseline_feeders",
         "baselines",
         "check_fired",
         "deploy",
+        "deploy_live",
         "environment",
         "series",
         "service",
@@ -205,19 +219,18 @@ class ServiceState:
         self.environment = environment
         self.watermark = -1
         self.series: dict[tuple[str, str], Series] = {}
-        # region → measure → 10 s buckets, for pre-deploy baselines (any cohort).
-        self.baselines: dict[str, dict[MeasureKey, BucketAggregate]] = {}
-        self.baseline_feeders: dict[str, list[BucketAggregate]] = {}
+        # region → 30 s buckets of every pre-deploy baseline measure (any cohort).
+        self.baselines: dict[str, BucketSet] = {}
         self.deploy: DeployState | None = None
+        self.deploy_live = False  # a deploy is active or baking: feed clipped windows
         self.check_fired: dict[tuple[str, str, str, str], int] = {}
 
-    def region_buckets(
-        self, region: str, measures: dict[MeasureKey, int]
-    ) -> list[BucketAggregate]:
-        """The baseline buckets fed by every series of ``region``."""
-        feeders = self.baseline_feeders.get(region)
-        if feeders is None:
-            store = {m: BucketAggregate(m[0], m[1], m[2], keep) for m, keep in measures.items()}
+    def region_buckets(self, region: str, measures: dict[MeasureKey, int]) -> BucketSet | None:
+        """The baseline buckets fed by every series of ``region`` (None if no rule needs any)."""
+        if not measures:
+            return None
+        store = self.baselines.get(region)
+        if store is None or [m[:3] for m in store.measures] != list(measures):
+            store = BucketSet(list(measures), max(measures.values()))
             self.baselines[region] = store
-            feeders = self.baseline_feeders[region] = list(store.values())
-        return feeders
+        return store

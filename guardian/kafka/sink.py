@@ -69,11 +69,16 @@ class KafkaSink:
         self._pending.append(future)
 
     async def flush(self) -> None:
-        """Wait until every queued record is acknowledged; raise SinkError if any failed."""
-        pending, self._pending = self._pending, []
+        """Wait until every record queued so far is acknowledged; raise SinkError if any failed.
+
+        Safe with several callers (the consume loop, hot reload): each waits on
+        what was queued before its call and leaves the others' futures alone.
+        """
+        pending = list(self._pending)
         if not pending:
             return
         results = await asyncio.gather(*pending, return_exceptions=True)
+        self._pending = [future for future in self._pending if not future.done()]
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise SinkError(f"{len(failures)} record(s) not acknowledged: {failures[0]}")

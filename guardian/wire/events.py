@@ -139,6 +139,7 @@ class CheckEvent(msgspec.Struct, tag="check", tag_field="kind", kw_only=True):
 
 InputEvent: TypeAlias = DeployEvent | MetricEvent | CheckEvent
 
+
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, EventTime):
         return int(obj)

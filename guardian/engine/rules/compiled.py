@@ -96,11 +96,15 @@ class CompiledRule:
     for_ms: int
     bake_ms: int | None
     percent: bool
-
-    @property
-    def clipped(self) -> bool:
-        """Whether the rule's windows start no earlier than the deploy."""
-        return self.scope == "during_deploy"
+    # Flattened from ``spec`` for the hot path.
+    clipped: bool  # windows start no earlier than the deploy
+    window_ms: int
+    min_samples: int
+    min_volume: float  # 0 when the rule sets none
+    # Rules that do not guard a deploy are judged at most this often in event time (window/10),
+    # like a Prometheus evaluation interval; deploy rules are judged on every sample.
+    eval_every_ms: int
+    reached_only: bool
 
     def matches_series(self, service: str, environment: str, region: str, cohort: str) -> bool:
         """Whether this rule watches the series with these labels."""
@@ -200,6 +204,12 @@ def compile_rule(rule: Rule, origin: str, bake_default: int) -> CompiledRule:
         for_ms=rule.for_ if rule.for_ is not None else (rule.window if measure else 0),
         bake_ms=rule.bake_time if rule.bake_time is not None else bake_default,
         percent=percent,
+        clipped=clipped,
+        window_ms=rule.window,
+        min_samples=rule.min_samples,
+        min_volume=rule.min_volume.at_least if rule.min_volume is not None else 0.0,
+        eval_every_ms=0 if clipped else rule.window // 10,
+        reached_only=rule.regions == "reached",
     )
 
 

@@ -123,7 +123,7 @@ def parse_rule_file(text: str, filename: str = "<rules>") -> tuple[RuleFile, dic
     return parsed, lines
 
 
-def _plain(node: Any) -> Any:
+def _plain(node: Any) -> Any:  # noqa: PLR0911 - one return per YAML scalar type
     """Round-trip nodes to plain dicts/lists so pydantic sees ordinary Python values."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -170,7 +170,8 @@ def build_ruleset(files: Sequence[tuple[str, str]]) -> RuleSet:
                         lines.get(rule.name, 1),
                         1,
                         "name",
-                        f"duplicate rule name {rule.name!r} (first defined at {origins[rule.name]})",
+                        f"duplicate rule name {rule.name!r} "
+                        f"(first defined at {origins[rule.name]})",
                     )
                 )
                 continue

@@ -175,6 +175,8 @@ class Rule(_Model):
     description: str = ""
     match: Match = Match()
     applies: Literal["during_deploy", "outside_deploy", "always"] = "during_deploy"
+    # ``reached``: judge only series in regions the deploy has reached (progressive waves).
+    regions: Literal["all", "reached"] = "all"
     metric: str | None = None
     aggregate: AggregateName | None = None
     numerator: str | None = None

@@ -183,3 +183,16 @@ async def test_idle_time_advances_event_time_so_timeouts_fire() -> None:
     assert [d.action for d in result.decisions] == ["escalate"]
     await pipeline.deliver(result)
     assert [topic for topic, _, _ in sink.sent] == ["audit", "notify"]
+
+
+async def test_chunked_judging_equals_judging_at_once() -> None:
+    """Judging a batch in slices gives the same outputs and offsets as judging it whole."""
+    records = [_metric(i, i % 3, ts=NOW_MS - 10_000 + i) for i in range(23)]
+    whole, _ = _pipeline(FakeEngine(), FakeSink())
+    sliced, _ = _pipeline(FakeEngine(), FakeSink())
+    one = whole.judge(records)
+    many = await sliced.judge_in_chunks(records, chunk=5)
+    assert many.next_offsets == one.next_offsets
+    assert many.commands == one.commands == 15
+    assert [o.role for o in many.outputs] == [o.role for o in one.outputs]
+    assert many.consumed == one.consumed

@@ -1,0 +1,179 @@
+"""The engine's decisions over event time: certainty, lateness, duplicates, one rollback."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guardian.engine import Engine
+from guardian.wire.events import InputEvent
+from tests.unit.engine.builders import (
+    ERROR_RULE,
+    at,
+    bad_traffic,
+    check,
+    deploy,
+    metric,
+    rules,
+    run,
+)
+
+
+def test_bad_traffic_fires_once_after_for() -> None:
+    """A condition that holds for ``for`` fires one rollback with reason and evidence."""
+    engine = Engine(rules(ERROR_RULE))
+    decisions = run(engine, [deploy(0), *bad_traffic(0, 40)])
+    assert len(decisions) == 1
+    d = decisions[0]
+    assert (d.rule, d.action, d.severity, d.deploy_id) == ("errors", "rollback", "critical", "d1")
+    assert d.at_ms == at(12)  # condition holds from the 2nd sample (volume 40 < 50 at 1st... 3rd)
+    assert d.regions == ("us-east",)
+    assert d.reason == "error rate 25% over 10s > 5%"
+    assert d.evidence["observed"] == pytest.approx(0.25)
+    assert d.evidence["window_s"] == 10
+    assert d.evidence["volume"] >= 50
+
+
+@pytest.mark.parametrize(
+    ("name", "events"),
+    [
+        ("no deploy", bad_traffic(0, 40)),
+        ("low volume", [deploy(0), *[metric(i, requests=2, errors=1) for i in range(40)]]),
+        (
+            "one bad sample",
+            [deploy(0), *[metric(i, requests=20, errors=20 if i == 5 else 0) for i in range(40)]],
+        ),
+        ("healthy", [deploy(0), *[metric(i, requests=20, errors=0.2) for i in range(40)]]),
+        ("after rollback", [deploy(0), deploy(1, "rolled_back"), *bad_traffic(2, 40)]),
+    ],
+)
+def test_no_decision(name: str, events: list[InputEvent]) -> None:
+    """Traffic that is not a clearly bad deploy makes no decision."""
+    assert run(Engine(rules(ERROR_RULE)), events) == [], name
+
+
+def test_pre_deploy_traffic_does_not_dilute_the_window() -> None:
+    """Healthy samples before the deploy start are outside deploy-scoped windows."""
+    events = [metric(i, requests=200, errors=0) for i in range(-9, 0)]
+    decisions = run(Engine(rules(ERROR_RULE)), [*events, deploy(0), *bad_traffic(0, 30)])
+    assert [d.rule for d in decisions] == ["errors"]
+
+
+def test_late_deploy_event_backfills_recent_samples() -> None:
+    """Samples that arrived before a (slightly late) deploy event still count for it."""
+    events = [*bad_traffic(0, 5), deploy(0), *bad_traffic(5, 30)]
+    decisions = run(Engine(rules(ERROR_RULE)), events)
+    # the window holds all samples since 0; the `for` clock starts at the first evaluation (5 s)
+    assert decisions[0].at_ms == at(15)
+    assert decisions[0].evidence["samples"] == 10
+
+
+def test_late_events_are_counted_and_ignored() -> None:
+    """An event older than watermark - lateness changes nothing and is counted."""
+    engine = Engine(rules(ERROR_RULE), allowed_lateness_ms=5_000)
+    run(engine, [metric(100, requests=1), metric(90, requests=1), check(80)])
+    assert engine.stats.late_events == 2
+
+
+def test_exact_duplicates_count_once_but_two_instances_both_count() -> None:
+    """Identical samples at the same time are one; different ones at that time are two."""
+    engine = Engine(rules(ERROR_RULE))
+    run(engine, [deploy(0), metric(1, requests=20, errors=1), metric(1, requests=20, errors=1)])
+    assert engine.stats.duplicate_events == 1
+    run(
+        engine,
+        [
+            metric(1, requests=30, errors=1),
+            metric(0.5, requests=30, errors=1),
+            metric(0.5, requests=30, errors=1),
+        ],
+    )
+    assert engine.stats.duplicate_events == 2
+    assert engine.explain("d1") is not None
+
+
+def test_series_cap_rejects_new_series() -> None:
+    """Beyond max_series, new series are rejected and counted; known ones go on."""
+    engine = Engine(rules(ERROR_RULE), max_series=2)
+    run(engine, [metric(0, region=r, requests=1) for r in ("a", "b", "c", "a")])
+    stats = engine.stats
+    assert (stats.tracked_series, stats.series_cap_rejections) == (2, 1)
+
+
+TWO_RULES = (
+    ERROR_RULE
+    + """
+  - name: errors-dry
+    metric: error_rate
+    window: 10s
+    condition: "> 5%"
+    min_samples: 2
+    action: rollback
+    dry_run: true
+  - name: errors-pause
+    metric: error_rate
+    window: 10s
+    for: 0s
+    condition: "> 5%"
+    min_samples: 2
+    action: pause
+  - name: errors-also
+    metric: error_rate
+    window: 5s
+    condition: "> 4%"
+    min_samples: 2
+    action: rollback
+"""
+)
+
+
+def test_one_rollback_per_deploy_others_join_the_incident() -> None:
+    """Many rollback-worthy rules make one rollback; a dry run and a pause come separately."""
+    engine = Engine(rules(TWO_RULES))
+    decisions = run(engine, [deploy(0), *bad_traffic(0, 40), *bad_traffic(40, 5, region="eu")])
+    rollbacks = [d for d in decisions if d.action == "rollback" and not d.dry_run]
+    assert [d.rule for d in rollbacks] == ["errors-also"]
+    assert [d.rule for d in decisions if d.dry_run] == ["errors-dry"]
+    assert [d.action for d in decisions].count("pause") == 1
+    explanation = engine.explain("d1")
+    assert explanation is not None
+    joined = [e["rule"] for e in explanation["incident"] if "reason" in e]
+    assert "errors" in joined
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.floats(0, 20)), min_size=1, max_size=120),
+    st.integers(0, 3),
+)
+def test_never_more_than_one_rollback_per_deploy(
+    steps: list[tuple[int, float]], restarts: int
+) -> None:
+    """However metrics and deploys interleave, each deploy gets at most one rollback."""
+    events: list[InputEvent] = []
+    deploy_no = 0
+    for i, (kind, errors) in enumerate(steps):
+        if kind == 0 and deploy_no < restarts:
+            deploy_no += 1
+            events.append(deploy(i, deploy_id=f"d{deploy_no}"))
+        else:
+            events.append(metric(i, region=f"r{kind}", requests=20, errors=errors))
+    decisions = run(Engine(rules(TWO_RULES)), events)
+    ids = [d.deploy_id for d in decisions if d.action == "rollback" and not d.dry_run]
+    assert len(ids) == len(set(ids))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_reordering_within_lateness_gives_the_same_decisions(rnd: random.Random) -> None:
+    """Shuffling samples by less than the allowed lateness does not change what is decided."""
+    base = [deploy(0), *bad_traffic(0.5, 60)]
+    shuffled = sorted(base, key=lambda e: e.timestamp + rnd.uniform(0, 3_000))
+    first = run(Engine(rules(ERROR_RULE)), base)
+    second = run(Engine(rules(ERROR_RULE)), shuffled)
+    assert [(d.rule, d.action, d.deploy_id) for d in first] == [
+        (d.rule, d.action, d.deploy_id) for d in second
+    ]

@@ -1,0 +1,113 @@
+"""Window arithmetic: incremental aggregates agree with recomputing from scratch."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guardian.engine.window import BUCKET_MS, BucketSet, SlidingAggregate, percentile
+
+samples = st.lists(
+    st.tuples(st.integers(0, 120_000), st.floats(0, 1000), st.floats(1, 1000)), max_size=60
+)
+
+
+@given(samples, st.integers(1_000, 60_000))
+def test_sliding_sums_match_brute_force(data: list[tuple[int, float, float]], window: int) -> None:
+    """Whatever the arrival order, the window holds exactly the samples in (now-W, now]."""
+    agg = SlidingAggregate("n", "d", None, window)
+    now = 0
+    fed = []
+    for ts, num, den in data:
+        now = max(now, ts)
+        agg.feed(ts, {"n": num, "d": den}, now)
+        if ts > now - window:
+            fed.append((ts, num, den))
+    agg.evict(now - window)
+    inside = [s for s in fed if s[0] > now - window]
+    assert agg.count == len(inside)
+    assert agg.sum_num == pytest.approx(sum(s[1] for s in inside), abs=1e-6)
+    assert agg.sum_den == pytest.approx(sum(s[2] for s in inside), abs=1e-6)
+    assert [e[0] for e in agg.entries] == sorted(e[0] for e in agg.entries)
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "expected"),
+    [
+        ("mean", 2.0),
+        ("sum", 6.0),
+        ("count", 3.0),
+        ("min", 1.0),
+        ("max", 3.0),
+        ("p50", 2.0),
+        ("p99", 3.0),
+        ("ratio", 6.0 / 30.0),
+    ],
+)
+def test_aggregates(aggregate: str, expected: float) -> None:
+    """Each aggregate reads the window as its name says."""
+    agg = SlidingAggregate("n", "d", None, 10_000)
+    for ts, n in ((1, 1.0), (2, 2.0), (3, 3.0)):
+        agg.feed(ts, {"n": n, "d": 10.0}, ts)
+    assert agg.value(aggregate) == pytest.approx(expected)
+
+
+def test_empty_and_zero_denominator_are_undefined() -> None:
+    """No samples, or a ratio over nothing, is undefined rather than zero."""
+    agg = SlidingAggregate("n", "d", 0.0, 10_000)
+    assert agg.value("mean") is None
+    agg.feed(1, {"d": 0.0}, 1)
+    assert agg.value("ratio") is None
+    agg.feed(2, {"n": 1.0}, 2)  # no denominator: not this measure's sample
+    assert agg.count == 1
+
+
+def test_samples_too_old_for_the_window_are_dropped() -> None:
+    """A late sample already outside the window never enters it."""
+    agg = SlidingAggregate("n", None, None, 1_000)
+    agg.feed(5_000, {"n": 1.0}, 5_000)
+    agg.feed(3_000, {"n": 9.0}, 5_000)
+    assert agg.count == 1
+    agg.clear()
+    assert agg.count == 0
+    assert agg.value("mean") is None
+
+
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=50), st.integers(1, 99))
+def test_percentile_is_an_observed_value_with_enough_below(nums: list[int], pct: int) -> None:
+    """The nearest-rank percentile is an element with at least pct% of values at or below."""
+    p = percentile([float(n) for n in nums], pct)
+    assert p in nums
+    assert sum(1 for n in nums if n <= p) * 100 >= pct * len(nums)
+
+
+@given(st.lists(st.tuples(st.integers(0, 600_000), st.floats(0, 100)), max_size=80))
+def test_buckets_sum_whole_buckets_in_range(data: list[tuple[int, float]]) -> None:
+    """A baseline query sums exactly the samples of the whole buckets inside [lo, hi)."""
+    store = BucketSet([("n", None, None)], 10 * 60_000)
+    kept = []
+    for ts, n in data:
+        store.feed(ts, {"n": n})
+        kept.append((ts, n))
+    lo, hi = 100_000, 400_000
+    num, _, count = store.query(("n", None, None), lo, hi)
+    # buckets of 10 s; the ring keeps 10 minutes, which covers the whole range here
+    inside = [
+        (t, n) for t, n in kept if lo <= t - t % BUCKET_MS and t - t % BUCKET_MS + BUCKET_MS <= hi
+    ]
+    assert count == len(inside)
+    assert num == pytest.approx(sum(n for _, n in inside), abs=1e-6)
+
+
+def test_buckets_expire_and_ignore_too_old() -> None:
+    """The ring forgets buckets beyond its retention and ignores samples older than it holds."""
+    ratio = ("n", "d", 0.0)
+    store = BucketSet([ratio, ("m", None, None)], 20_000)  # 3 slots
+    store.feed(0, {"d": 1.0})
+    store.feed(30_000, {"n": 2.0, "d": 1.0, "m": 5.0})  # overwrites slot 0
+    store.feed(0, {"d": 5.0})  # older than the slot holds: ignored
+    store.feed(1, {"n": 1.0})  # no denominator: not a sample
+    assert store.query(ratio, 0, 100_000) == (2.0, 1.0, 1)
+    assert store.query(("m", None, None), 0, 100_000) == (5.0, 0.0, 1)
+    assert store.query(("x", None, None), 0, 100_000) == (0.0, 0.0, 0)
