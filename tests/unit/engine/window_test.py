@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardian.engine.window import BUCKET_MS, BucketSet, SlidingAggregate, percentile
+from guardian.engine.window import (
+    BUCKET_MS,
+    BucketSet,
+    RingAggregate,
+    SlidingAggregate,
+    percentile,
+)
 
 samples = st.lists(
     st.tuples(st.integers(0, 120_000), st.floats(0, 1000), st.floats(1, 1000)), max_size=60
@@ -111,3 +117,45 @@ def test_buckets_expire_and_ignore_too_old() -> None:
     assert store.query(ratio, 0, 100_000) == (2.0, 1.0, 1)
     assert store.query(("m", None, None), 0, 100_000) == (5.0, 0.0, 1)
     assert store.query(("x", None, None), 0, 100_000) == (0.0, 0.0, 0)
+
+
+@given(samples, st.integers(60_000, 600_000))
+def test_ring_matches_exact_window_at_bucket_resolution(
+    data: list[tuple[int, float, float]], window: int
+) -> None:
+    """A ring holds what the exact window holds, give or take its oldest bucket edge."""
+    ring = RingAggregate("n", "d", None, window)
+    exact = SlidingAggregate("n", "d", None, window)
+    now = 0
+    for ts, num, den in data:
+        now = max(now, ts)
+        ring.feed(ts, {"n": num, "d": den}, now)
+        exact.feed(ts, {"n": num, "d": den}, now)
+    ring.evict(now - window)
+    exact.evict(now - window)
+    bucket = ring.bucket_ms
+    edge = (now - window) // bucket * bucket + bucket  # ring starts at this bucket
+    inside = [e for e in exact.entries if e[0] >= edge]
+    assert ring.count == len(inside)
+    assert ring.sum_num == pytest.approx(sum(e[1] for e in inside), abs=1e-6)
+    assert ring.sum_den == pytest.approx(sum(e[2] for e in inside), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "expected"), [("mean", 2.0), ("sum", 6.0), ("count", 3.0), ("ratio", 0.2)]
+)
+def test_ring_aggregates(aggregate: str, expected: float) -> None:
+    """A ring reads means, sums, counts and ratios; empty or clearing gives undefined."""
+    ring = RingAggregate("n", "d", None, 60_000)
+    assert ring.value(aggregate) is None
+    for ts, n in ((1_000, 1.0), (2_000, 2.0), (3_000, 3.0)):
+        ring.feed(ts, {"n": n, "d": 10.0}, ts)
+    ring.feed(4_000, {"n": 1.0}, 4_000)  # no denominator: not a sample
+    ring.feed(4_000, {"d": 1.0}, 4_000 + 10 * 60_000)  # far older than the window
+    assert ring.value(aggregate) == pytest.approx(expected)
+    ring.evict(10 * 60_000)  # long silence: everything leaves
+    assert ring.value(aggregate) is None
+    ring.feed(700_000, {"n": 1.0, "d": 0.0}, 700_000)
+    assert ring.value("ratio") is None
+    ring.clear()
+    assert ring.count == 0
