@@ -99,27 +99,9 @@ def report(lines: list[bytes], key: bytes) -> int:
 
 
 async def _read_topic(bootstrap_servers: str, topic: str) -> list[bytes]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from guardian.config.settings import load_settings
+    from guardian.kafka.state_store import read_topic
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return values
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=200)
-            values.extend(m.value for messages in batches.values() for m in messages if m.value)
-    finally:
-        await consumer.stop()
-    return values
+    # Security settings (SASL/SSL) come from GUARDIAN_* like for the daemon.
+    settings = load_settings(bootstrap_servers=bootstrap_servers)
+    return [value for _, value in await read_topic(settings, bootstrap_servers, topic) if value]

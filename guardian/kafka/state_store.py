@@ -23,10 +23,10 @@ from guardian.errors import SourceError
 from guardian.kafka.client import connection_options
 
 
-async def read_latest(
+async def read_topic(
     settings: Settings, bootstrap_servers: str, topic: str, timeout_s: float = 60.0
-) -> dict[bytes, bytes]:
-    """Every key's latest value on a topic (tombstones remove the key)."""
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of a topic, in order per partition, as (key, value)."""
     consumer = AIOKafkaConsumer(
         **connection_options(settings, bootstrap_servers),
         group_id=None,
@@ -34,7 +34,7 @@ async def read_latest(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
     )
-    latest: dict[bytes, bytes] = {}
+    records: list[tuple[bytes | None, bytes | None]] = []
     try:
         await consumer.start()
         await consumer.topics()  # refresh metadata so the topic's partitions are known
@@ -42,7 +42,7 @@ async def read_latest(
             TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
         ]
         if not partitions:
-            return latest
+            return records
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -50,13 +50,7 @@ async def read_latest(
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
             for messages in batches.values():
-                for message in messages:
-                    if message.key is None:
-                        continue
-                    if message.value is None:
-                        latest.pop(message.key, None)
-                    else:
-                        latest[message.key] = message.value
+                records.extend((message.key, message.value) for message in messages)
             if not batches:
                 positions = [await consumer.position(tp) for tp in partitions]
                 if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
@@ -67,4 +61,19 @@ async def read_latest(
         raise SourceError(f"cannot read {topic}: {exc}") from exc
     finally:
         await consumer.stop()
+    return records
+
+
+async def read_latest(
+    settings: Settings, bootstrap_servers: str, topic: str, timeout_s: float = 60.0
+) -> dict[bytes, bytes]:
+    """Every key's latest value on a topic (tombstones remove the key)."""
+    latest: dict[bytes, bytes] = {}
+    for key, value in await read_topic(settings, bootstrap_servers, topic, timeout_s):
+        if key is None:
+            continue
+        if value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = value
     return latest
