@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Any
-
-import orjson
 
 
 def canonical_json(record: dict[str, Any]) -> bytes:
-    """Sorted keys, no whitespace, ``signature`` left out: the bytes that get signed."""
+    """Sorted keys, no whitespace, ``signature`` left out: the bytes that get signed.
+
+    Built with the standard library's ``json`` (not orjson) on purpose: an
+    executor reproduces exactly these bytes with ``json.dumps`` alone, number
+    formatting included.
+    """
     unsigned = {key: value for key, value in record.items() if key != "signature"}
-    return orjson.dumps(unsigned, option=orjson.OPT_SORT_KEYS)
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
 
 
 def sign(record: dict[str, Any], key: bytes) -> str:
