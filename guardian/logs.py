@@ -26,6 +26,19 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return event_dict
 
 
+class _StderrWriter:
+    """Writes each rendered line to whatever ``sys.stderr`` is *now*.
+
+    Binding the stream at configuration time breaks when it is later replaced
+    or closed (test runners, ``guardian demo`` inside another program).
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)  # noqa: T201 - this is the log sink
+
+    debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> None:
@@ -47,7 +60,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _StderrWriter(),
         cache_logger_on_first_use=True,
     )
     # Libraries (aiokafka, aiohttp) log through stdlib; keep their noise at warning.
