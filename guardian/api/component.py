@@ -60,10 +60,18 @@ class ManualRollbacks:
         signing_key = (
             settings.signing_key.get_secret_value().encode() if settings.signing_key else None
         )
+        request_log = self.request_log
+
+        def lookup(service: str, environment: str) -> DeployInfo | None:
+            # This replica's engine first; else what the owning replica last snapshotted.
+            return deploy_lookup(service, environment) or request_log.deploy_of(
+                service, environment
+            )
+
         self.service = ManualService(
             self.request_log,
             KafkaOutputWriter(self.request_log, settings),
-            deploy_lookup,
+            lookup,
             policy=ManualPolicy.from_settings(settings),
             clock_ms=clock_ms,
             signing_key=signing_key,

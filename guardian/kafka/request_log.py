@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from guardian.config.settings import Settings
+from guardian.engine.decision import DeployInfo
 from guardian.errors import SinkError, SourceError
 from guardian.kafka.client import connection_options
 from guardian.manual.policy import REQUEST_KEY_PREFIX
@@ -55,6 +56,7 @@ class KafkaRequestLog:
         self._bootstrap = bootstrap_servers
         self.topic = topic or settings.state_topic
         self.view = RequestView()
+        self.deploys: dict[tuple[str, str], DeployInfo] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -125,7 +127,12 @@ class KafkaRequestLog:
                 self._apply(message.key, message.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None or value is None or not key.startswith(REQUEST_KEY_PREFIX.encode()):
+        if key is None or value is None:
+            return
+        if b"\x00" in key:
+            self._apply_deploy(key, value)
+            return
+        if not key.startswith(REQUEST_KEY_PREFIX.encode()):
             return
         try:
             req = RollbackRequest.from_dict(orjson.loads(value))
@@ -135,6 +142,37 @@ class KafkaRequestLog:
             )
             return
         self.view.apply(req)
+
+    def _apply_deploy(self, key: bytes, value: bytes) -> None:
+        """Engine snapshots on the same topic tell every replica each service's deploy.
+
+        A manual request can arrive at any replica, but only the replica that owns
+        the service's partition judges it; this view lets the others find its deploy.
+        """
+        service, _, environment = key.decode(errors="replace").partition("\x00")
+        try:
+            data = orjson.loads(value).get("deploy")
+            if data is None:
+                return
+            self.deploys[(service, environment)] = DeployInfo(
+                deploy_id=data["deploy_id"],
+                service=service,
+                environment=environment,
+                version=data["version"],
+                previous_version=data.get("previous_version"),
+                strategy=data["strategy"],
+                component=data["component"],
+                regions=tuple(data.get("reached") or data.get("regions") or ()),
+                started_at_ms=data["started_at_ms"],
+                status=data.get("status", "active"),
+                completed_at_ms=data.get("completed_at_ms"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return  # not a snapshot this version understands; the owner still judges it
+
+    def deploy_of(self, service: str, environment: str) -> DeployInfo | None:
+        """The deploy of a service as last snapshotted by whichever replica owns it."""
+        return self.deploys.get((service, environment))
 
     async def tail(self) -> None:
         """Apply records other replicas write, until cancelled."""
