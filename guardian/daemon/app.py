@@ -10,7 +10,6 @@ a stop request drains: the current batch is finished, written, committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from contextlib import AsyncExitStack
 
 import structlog
@@ -23,7 +22,7 @@ from guardian.daemon.pipeline import BatchResult, Pipeline
 from guardian.daemon.reload import RuleReloader
 from guardian.daemon.state import StateKeeper
 from guardian.engine import Engine, load_rules
-from guardian.errors import SinkError
+from guardian.errors import GuardianError, SinkError
 from guardian.kafka.admin import ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
@@ -39,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 _LAG_INTERVAL_S = 5.0
 _IDLE_TICK_MS = 1000
+_BROKER_PROBE_TIMEOUT_S = 3.0
 
 
 class Daemon:
@@ -215,11 +215,22 @@ class Daemon:
             return
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
+        """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
             stats = engine.stats
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)
-            with contextlib.suppress(Exception):  # lag is best effort; never stop judging for it
-                for (topic, partition), lag in (await source.lag()).items():
-                    self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            try:
+                lags = await asyncio.wait_for(source.lag(), timeout=_BROKER_PROBE_TIMEOUT_S)
+            except (TimeoutError, GuardianError, OSError) as exc:
+                # An idle consumer cannot tell a quiet topic from a dead broker; this probe can.
+                if self.readiness.conditions.get("broker_connected"):
+                    log.warning("broker_unresponsive", error=repr(exc))
+                self.readiness.set("broker_connected", False)
+                continue
+            if not self.readiness.conditions.get("broker_connected"):
+                log.info("broker_reconnected")
+            self.readiness.set("broker_connected", True)
+            for (topic, partition), lag in lags.items():
+                self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)

@@ -142,11 +142,14 @@ class KafkaSource:
         partitions = list(consumer.assignment())
         if not partitions:
             return {}
-        ends = await consumer.end_offsets(partitions)
-        result: dict[Position, int] = {}
-        for tp in partitions:
-            position = await consumer.position(tp)
-            result[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
+        try:
+            ends = await consumer.end_offsets(partitions)
+            result: dict[Position, int] = {}
+            for tp in partitions:
+                position = await consumer.position(tp)
+                result[(tp.topic, tp.partition)] = max(0, ends[tp] - position)
+        except KafkaError as exc:
+            raise SourceError(f"cannot read end offsets: {exc}") from exc
         return result
 
     def _require(self) -> AIOKafkaConsumer:
