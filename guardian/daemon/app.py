@@ -216,11 +216,20 @@ class Daemon:
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
+        exported = {"late": 0, "duplicate": 0, "series_cap": 0}
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
             stats = engine.stats
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)
+            for reason, total in (
+                ("late", stats.late_events),
+                ("duplicate", stats.duplicate_events),
+                ("series_cap", stats.series_cap_rejections),
+            ):
+                if total > exported[reason]:
+                    self.metrics.events_rejected.labels(reason).inc(total - exported[reason])
+                    exported[reason] = total
             try:
                 lags = await asyncio.wait_for(source.lag(), timeout=_BROKER_PROBE_TIMEOUT_S)
             except (TimeoutError, GuardianError, OSError) as exc:

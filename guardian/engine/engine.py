@@ -16,7 +16,9 @@ Limits: a rule is evaluated when its own series receives a sample (or, for
 no-data, by ``advance``); a series that falls silent mid-``for`` is not
 re-evaluated until its next sample. Deploy rules are judged on every sample;
 rules that do not guard a deploy (alerts) at most every window/10 of event
-time, like a Prometheus evaluation interval, to keep the hot path cheap.
+time, like a Prometheus evaluation interval, to keep the hot path cheap; a
+series without a live deploy skips evaluation entirely until its next rule is
+due (``Series.eval_at``).
 Deploy events are never dropped as late (a ``started`` older than the current
 deploy is ignored as stale).
 """
@@ -24,11 +26,11 @@ deploy is ignored as stale).
 from __future__ import annotations
 
 import heapq
-from bisect import insort
 from dataclasses import dataclass
 from typing import Any
 
 from guardian.engine import lifecycle
+from guardian.engine.binding import bind_series
 from guardian.engine.decision import Decision, DeployInfo
 from guardian.engine.evaluate import (
     evaluate,
@@ -38,16 +40,14 @@ from guardian.engine.evaluate import (
     resolved_decision,
 )
 from guardian.engine.explain import explain_deploy
-from guardian.engine.rules.compiled import CompiledRule, MeasureKey, compile_rules
+from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey, compile_rules
 from guardian.engine.rules.loader import RuleSet
 from guardian.engine.snapshot import restore_service, snapshot_service
 from guardian.engine.state import Binding, DeployState, Series, ServiceState
-from guardian.engine.window import BUCKET_MS
+from guardian.engine.window import BUCKET_MS, RING_AGGREGATES
 from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEvent
 
 _NONE: list[Decision] = []
-# The stable and baseline cohorts both serve as the reference a canary is judged against.
-_REFERENCE = {"stable": "reference", "baseline": "reference"}
 _CONTEXT_BASELINE_MS = 30 * 60_000
 
 
@@ -60,10 +60,6 @@ class EngineStats:
     duplicate_events: int
     series_cap_rejections: int
     active_deploys: int
-
-
-def _recent_key(entry: tuple[int, dict[str, float]]) -> int:
-    return entry[0]
 
 
 class Engine:
@@ -91,6 +87,9 @@ class Engine:
         self._compiled = compile_rules(rules)
         self._metric_rules = [r for r in self._compiled if r.agg_key is not None]
         self._check_rules = [r for r in self._compiled if r.spec.check is not None]
+        self._exact_keys = {
+            r.agg_key for r in self._metric_rules if r.aggregate not in RING_AGGREGATES
+        }
         self._plans.clear()
 
     def _plan(self, st: ServiceState) -> tuple[list[CompiledRule], dict[MeasureKey, int]]:
@@ -110,6 +109,10 @@ class Engine:
             plan = self._plans[key] = (rules, measures)
         return plan
 
+    def _ring(self, key: AggKey | None) -> bool:
+        """Whether a bucketed ring can serve this window (long, unclipped, sums only)."""
+        return key is not None and not key[4] and key[3] >= 60_000 and key not in self._exact_keys
+
     def swap_rules(self, rules: RuleSet) -> None:
         """Hot reload: new rules take over; windows, deploys and matching progress are kept."""
         self._install(rules)
@@ -117,12 +120,9 @@ class Engine:
             plan = self._plan(st)
             for series in st.series.values():
                 old = {b.rule.name: b for b in series.bindings}
-                series.bindings = []
-                series.feeders = []
-                series.deploy_feeders = []
-                kept = series.aggs
-                series.aggs = {}
+                kept = series.rebind()
                 self._bind(st, series, plan, kept, old)
+                series.prune_rings()
 
     def _bind(
         self,
@@ -132,31 +132,9 @@ class Engine:
         kept: dict[Any, Any],
         old: dict[str, Binding],
     ) -> None:
-        rules, measures = plan
-        region, cohort = series.region, series.cohort
-        for r in rules:
-            if not r.region(region):
-                continue
-            if r.cohort(cohort):
-                for key in (r.agg_key, r.volume_key):
-                    if key is not None and key in kept and key not in series.aggs:
-                        series.aggs[key] = kept[key]
-                        (series.deploy_feeders if key[4] else series.feeders).append(kept[key])
-                agg = series.aggregate(r.agg_key)  # type: ignore[arg-type]
-                vol = series.aggregate(r.volume_key) if r.volume_key else None
-                b = old.get(r.name)
-                if b is not None and b.agg is agg:
-                    b.rule, b.volume = r, vol
-                else:
-                    b = Binding(r, series, agg, vol)
-                series.bindings.append(b)
-                if r.spec.no_data.policy == "alert":
-                    self._push(st.watermark + r.spec.no_data.after, "nodata", b, st)
-            elif r.baseline is not None and _REFERENCE.get(r.baseline.baseline) == _REFERENCE.get(
-                cohort, "-"
-            ):  # a reference cohort for canary rules: keep the same window for comparison
-                series.aggregate(r.agg_key)  # type: ignore[arg-type]
-        series.buckets = st.region_buckets(region, measures)
+        bind_series(self, st, series, plan, kept, old)
+        series.undeployed = [b for b in series.bindings if not b.rule.clipped]
+        series.eval_at = 0
 
     # ------------------------------------------------------------------ events
     def process(self, event: InputEvent) -> list[Decision]:
@@ -179,6 +157,10 @@ class Engine:
     def _on_metric(self, ev: MetricEvent) -> list[Decision]:
         st = self._services.get((ev.service, ev.environment))
         if st is None:
+            if self._series_count >= self._max_series:
+                # At the cap a flood of new names must not grow memory: no state for them.
+                self._rejected += 1
+                return _NONE
             st = self._service(ev.service, ev.environment)
         ts: int = ev.timestamp
         if ts > st.watermark:
@@ -190,33 +172,28 @@ class Engine:
         cohort = ev.cohort or ""
         series = st.series.get((region, cohort))
         if series is None:
-            if self._series_count >= self._max_series:
+            # A service with a live deploy is always watched: a flood of junk series
+            # must never cost a real deploy its rollback.
+            if self._series_count >= self._max_series and not st.deploy_live:
                 self._rejected += 1
                 return _NONE
             self._series_count += 1
             series = st.series[(region, cohort)] = Series(region, cohort)
             self._bind(st, series, self._plan(st), {}, {})
         values = ev.values
-        recent = series.recent
-        if ts > series.last_ts:
-            series.last_ts = ts
-            recent.append((ts, values))
-        elif series.is_duplicate(ts, values):
+        now = st.watermark
+        if not series.remember(ts, values, now - self._lateness):
             self._duplicates += 1
             return _NONE
-        else:
-            insort(recent, (ts, values), key=_recent_key)
-        horizon = st.watermark - self._lateness
-        while recent[0][0] < horizon:
-            recent.popleft()
-        now = st.watermark
         for agg in series.feeders:
             agg.feed(ts, values, now)
-        if st.deploy_live:
-            for agg in series.deploy_feeders:
-                agg.feed(ts, values, now)
         if series.buckets is not None:
             series.buckets.feed(ts, values)
+        if st.deploy_live:
+            for sliding in series.deploy_feeders:
+                sliding.feed(ts, values, now)
+        elif now < series.eval_at:
+            return _NONE  # no deploy and no always-on rule due: nothing to judge
         if not series.bindings:
             return _NONE
         return self._evaluate_series(st, series)
@@ -224,9 +201,19 @@ class Engine:
     def _evaluate_series(self, st: ServiceState, series: Series) -> list[Decision]:
         now = st.watermark
         deploy = st.deploy if st.deploy_live else None
+        if deploy is None:
+            out = self._evaluate_bindings(st, series, None, now)
+            due = [b.next_eval_ms if b.rule.eval_every_ms else 0 for b in series.undeployed]
+            series.eval_at = min(due, default=1 << 62)
+            return out
+        return self._evaluate_bindings(st, series, deploy, now)
+
+    def _evaluate_bindings(
+        self, st: ServiceState, series: Series, deploy: DeployState | None, now: int
+    ) -> list[Decision]:
         active = deploy is not None and deploy.status == "active"
         out: list[Decision] | None = None
-        for b in series.bindings:
+        for b in series.bindings if deploy is not None else series.undeployed:
             rule = b.rule
             if rule.eval_every_ms:
                 if now < b.next_eval_ms:

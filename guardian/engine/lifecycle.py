@@ -81,7 +81,7 @@ def on_deploy(engine: Engine, ev: DeployEvent) -> list[Decision]:
             engine._push(ts + bake, "bake", deploy, st)
     elif ev.type in ("rolled_back", "failed"):
         deploy.status = ev.type
-        st.deploy_live = False
+        st.release()
     return _NONE
 
 
@@ -179,7 +179,7 @@ def advance(engine: Engine, now_ms: int) -> list[Decision]:
             if a.status == "baking":
                 a.status = "completed"
                 if b.deploy is a:
-                    b.deploy_live = False
+                    b.release()
             continue
         else:
             decision = _no_data(engine, a, b, now_ms)

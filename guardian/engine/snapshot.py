@@ -7,22 +7,25 @@ survive. Rules are not part of a snapshot: bindings are rebuilt from the rules
 in force and take back their progress by rule name.
 
 Limits: samples kept for exact-duplicate detection are not saved (a duplicate
-straddling a restart counts twice); the format is versioned (``v``) and a
+straddling a restart counts twice), nor are the bucketed rings of long
+non-deploy windows (alerts), which refill within their window; the format is versioned (``v``) and a
 snapshot of another version is refused.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from guardian.engine.decision import Decision
 from guardian.engine.state import DeployState, Series, ServiceState
+from guardian.engine.window import SlidingAggregate
 
 if TYPE_CHECKING:
     from guardian.engine.engine import Engine
 
-VERSION = 1
+VERSION = 2  # 2: denominators of ratio measures only, counts as int32
 
 
 def _deploy_data(d: DeployState) -> dict[str, Any]:
@@ -66,6 +69,8 @@ def snapshot_service(st: ServiceState) -> dict[str, Any]:
         }
         for s in st.series.values()
     ]
+    for store in st.baselines.values():
+        store.flush()
     baselines = {
         region: {
             "measures": [list(m[:3]) for m in store.measures],
@@ -143,11 +148,13 @@ def restore_service(engine: Engine, data: dict[str, Any]) -> None:
     for region, saved in data["baselines"].items():
         store = st.region_buckets(region, plan[1])
         same = store is not None and [list(m[:3]) for m in store.measures] == saved["measures"]
-        if store is not None and same and len(saved["starts"]) == store.size:
+        sizes = (len(saved["starts"]), len(saved["dens"]))
+        if store is not None and same and sizes == (store.size, len(store.dens)):
             store.starts = array("q", saved["starts"])
             store.nums = array("d", saved["nums"])
             store.dens = array("d", saved["dens"])
-            store.counts = array("q", saved["counts"])
+            store.counts = array("i", saved["counts"])
+            store.reset_cursor()
     for s in data["series"]:
         series = st.series[(s["region"], s["cohort"])] = Series(s["region"], s["cohort"])
         series.last_ts = s["last_ts"]
@@ -155,7 +162,9 @@ def restore_service(engine: Engine, data: dict[str, Any]) -> None:
         engine._bind(st, series, plan, {}, {})
         for key_list, entries in s["aggs"]:
             agg = series.aggs.get(tuple(key_list))
-            if agg is not None:
+            # Rings are not saved: they refill in a window.
+            if isinstance(agg, SlidingAggregate) and entries:
+                agg.entries = deque()
                 for ts, num, den in entries:
                     agg.entries.append((ts, num, den))
                     agg.sum_num += num

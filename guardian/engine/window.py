@@ -4,8 +4,11 @@
 sliding window ``(cutoff, now]`` with running sums, so adding a sample and
 reading a mean, sum, count or ratio are O(1) (amortised); min, max and
 percentiles scan the window. Out-of-order samples are inserted in timestamp
-order. ``BucketSet`` keeps 30-second buckets of the same sums for long
-look-backs (the 30-minute pre-deploy baseline) in bounded memory (``BucketSet``).
+order; a window holds no deque until its first sample and gives it back when
+it empties (most deploy-scoped windows are empty most of the time).
+``BucketSet`` keeps 30-second buckets of the same sums for long look-backs
+(the 30-minute pre-deploy baseline) in bounded memory. Long always-on windows
+that only need sums live in ``ring.py``.
 
 Limits: eviction is monotonic (a cutoff never moves back), which holds
 because event time only moves forward per service and a deploy start only
@@ -19,7 +22,22 @@ from array import array
 from bisect import insort
 from collections import deque
 
+from guardian.engine.ring import RingAggregate, RingColumn
+
+__all__ = [
+    "BUCKET_MS",
+    "RING_AGGREGATES",
+    "BucketSet",
+    "RingAggregate",
+    "SlidingAggregate",
+    "Window",
+]
+
 BUCKET_MS = 30_000  # baseline resolution: the bucket holding the deploy start is left out
+
+
+# The entries of every empty-from-birth window; never appended to.
+_EMPTY: deque[tuple[int, float, float]] = deque(maxlen=0)
 
 
 class SlidingAggregate:
@@ -43,7 +61,8 @@ class SlidingAggregate:
         self.num_key = num_key
         self.den_key = den_key
         self.num_default = num_default
-        self.entries: deque[tuple[int, float, float]] = deque()
+        # Shared and empty until the first sample: most deploy windows stay empty.
+        self.entries: deque[tuple[int, float, float]] = _EMPTY
         self.sum_num = 0.0
         self.sum_den = 0.0
         self.count = 0
@@ -63,6 +82,8 @@ class SlidingAggregate:
         if ts <= cutoff:
             return
         entries = self.entries
+        if entries is _EMPTY:
+            entries = self.entries = deque()
         if not entries or ts >= entries[-1][0]:
             entries.append((ts, num, den))
         else:
@@ -74,8 +95,8 @@ class SlidingAggregate:
             self.evict(cutoff)
 
     def clear(self) -> None:
-        """Forget every sample."""
-        self.entries.clear()
+        """Forget every sample (and the memory that held them)."""
+        self.entries = _EMPTY
         self.sum_num = self.sum_den = 0.0
         self.count = 0
 
@@ -88,6 +109,7 @@ class SlidingAggregate:
             self.sum_den -= den
             self.count -= 1
         if not entries:
+            self.entries = _EMPTY
             self.sum_num = self.sum_den = 0.0
             self.count = 0
 
@@ -111,6 +133,11 @@ class SlidingAggregate:
         return percentile(nums, int(aggregate[1:]))
 
 
+Window = SlidingAggregate | RingColumn
+# Aggregates a ring can serve; the others need the samples themselves.
+RING_AGGREGATES = frozenset({"mean", "sum", "count", "ratio"})
+
+
 def percentile(nums: list[float], pct: int) -> float:
     """Nearest-rank percentile of a non-empty list."""
     ordered = sorted(nums)
@@ -125,69 +152,122 @@ class BucketSet:
     (num sum, den sum, count). A sample for a newer bucket overwrites the slot,
     which is also how old buckets expire. Flat arrays keep thousands of these
     out of the garbage collector's sight, and one call feeds every measure.
+    The bucket being filled lives in plain lists (the cursor) and is written
+    back when another bucket is fed or the arrays are read; sums are the same.
     """
 
-    __slots__ = ("counts", "dens", "index", "measures", "nums", "size", "starts", "zeros")
+    __slots__ = (
+        "counts",
+        "cur",
+        "cur_counts",
+        "cur_dens",
+        "cur_nums",
+        "cur_slot",
+        "dens",
+        "dwidth",
+        "index",
+        "measures",
+        "nums",
+        "size",
+        "starts",
+    )
 
     def __init__(
         self, measures: list[tuple[str, str | None, float | None]], retention_ms: int
     ) -> None:
         width = len(measures)
-        self.measures = [(m[0], m[1], m[2], i) for i, m in enumerate(measures)]
+        # Only ratio measures keep denominators: (num key, den key, default, index, den index).
+        ratios = [i for i, m in enumerate(measures) if m[1] is not None]
+        self.measures = [
+            (m[0], m[1], m[2], i, ratios.index(i) if m[1] is not None else -1)
+            for i, m in enumerate(measures)
+        ]
+        self.dwidth = dwidth = len(ratios)
         self.index = {m: i for i, m in enumerate(measures)}
         self.size = size = retention_ms // BUCKET_MS + 1
         self.starts = array("q", [-1]) * size
         self.nums = array("d", [0.0]) * (size * width)
-        self.dens = array("d", [0.0]) * (size * width)
-        self.counts = array("q", [0]) * (size * width)
-        self.zeros = (array("d", [0.0]) * width, array("q", [0]) * width)
+        self.dens = array("d", [0.0]) * (size * dwidth)
+        self.counts = array("i", [0]) * (size * width)
+        self.cur = -1  # bucket start held by the cursor, -1 if none
+        self.cur_slot = 0
+        self.cur_nums = [0.0] * width
+        self.cur_dens = [0.0] * dwidth
+        self.cur_counts = [0] * width
+
+    def flush(self) -> None:
+        """Write the cursor's bucket back to the arrays (before reading or saving them)."""
+        if self.cur >= 0:
+            width = len(self.measures)
+            base = self.cur_slot * width
+            self.nums[base : base + width] = array("d", self.cur_nums)
+            self.counts[base : base + width] = array("i", self.cur_counts)
+            dwidth = self.dwidth
+            base = self.cur_slot * dwidth
+            self.dens[base : base + dwidth] = array("d", self.cur_dens)
+
+    def reset_cursor(self) -> None:
+        """The arrays were replaced (restore): forget the cursor without writing it."""
+        self.cur = -1
+
+    def _move(self, index: int) -> bool:
+        """Point the cursor at bucket ``index``; False if it is older than the ring holds."""
+        slot = index % self.size
+        start = index * BUCKET_MS
+        held = self.starts[slot]
+        if held > start:
+            return False  # older than the ring holds; too late to matter for any baseline
+        self.flush()
+        width, dwidth = len(self.measures), self.dwidth
+        self.cur, self.cur_slot = start, slot
+        if held != start:
+            self.starts[slot] = start
+            self.cur_nums = [0.0] * width
+            self.cur_dens = [0.0] * dwidth
+            self.cur_counts = [0] * width
+        else:
+            base = slot * width
+            self.cur_nums = self.nums[base : base + width].tolist()
+            self.cur_counts = self.counts[base : base + width].tolist()
+            self.cur_dens = self.dens[slot * dwidth : (slot + 1) * dwidth].tolist()
+        return True
 
     def feed(self, ts: int, values: dict[str, float]) -> None:
         """Add one event's numbers to its bucket, for every measure it carries."""
         index = ts // BUCKET_MS
-        slot = index % self.size
-        start = index * BUCKET_MS
-        width = len(self.measures)
-        base = slot * width
-        held = self.starts[slot]
-        if held != start:
-            if held > start:
-                return  # older than the ring holds; too late to matter for any baseline
-            self.starts[slot] = start
-            zeros, izeros = self.zeros
-            self.nums[base : base + width] = zeros
-            self.dens[base : base + width] = zeros
-            self.counts[base : base + width] = izeros
-        nums, dens, counts = self.nums, self.dens, self.counts
-        for num_key, den_key, default, i in self.measures:
-            num = values.get(num_key, default)
+        if index * BUCKET_MS != self.cur and not self._move(index):
+            return
+        nums, dens, counts = self.cur_nums, self.cur_dens, self.cur_counts
+        get = values.get
+        for num_key, den_key, default, i, j in self.measures:
+            num = get(num_key, default)
             if num is None:
                 continue
-            den = 0.0
             if den_key is not None:
-                got = values.get(den_key)
-                if got is None:
+                den = get(den_key)
+                if den is None:
                     continue
-                den = got
-            j = base + i
-            nums[j] += num
-            dens[j] += den
-            counts[j] += 1
+                dens[j] += den
+            nums[i] += num
+            counts[i] += 1
 
     def query(
         self, measure: tuple[str, str | None, float | None], lo: int, hi: int
     ) -> tuple[float, float, int]:
         """One measure's sums over the buckets lying wholly inside ``[lo, hi)``."""
         i = self.index.get(measure)
+        self.flush()
         num = den = 0.0
         count = 0
         if i is None:
             return num, den, count
-        width = len(self.measures)
+        width, dwidth = len(self.measures), self.dwidth
+        d = self.measures[i][4]
         for slot, start in enumerate(self.starts):
             if start >= lo and start + BUCKET_MS <= hi:
                 j = slot * width + i
                 num += self.nums[j]
-                den += self.dens[j]
+                if d >= 0:
+                    den += self.dens[slot * dwidth + d]
                 count += self.counts[j]
         return num, den, count

@@ -146,3 +146,22 @@ def test_standalone_replicas_share_one_group_and_survive_disruptions() -> None:
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}
     grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > 20, "longer than GUARDIAN_GRACE_PERIOD_S so SIGTERM can drain"
+
+
+def test_configmap_rules_and_subscriptions_are_valid() -> None:
+    """The rule and subscription files shipped in the ConfigMaps pass the guardian's own checks."""
+    from ruamel.yaml import YAML
+
+    from guardian.engine import parse_rules
+    from guardian.notify.subscriptions import parse_subscriptions
+
+    config = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "config.yaml"
+    checked = 0
+    for doc in YAML(typ="safe").load_all(config.read_text()):
+        for name, text in (doc.get("data") or {}).items():
+            if name.startswith("subscriptions"):
+                parse_subscriptions(text, name)
+            else:
+                parse_rules(text, name)
+            checked += 1
+    assert checked >= 2

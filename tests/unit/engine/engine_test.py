@@ -103,6 +103,20 @@ def test_series_cap_rejects_new_series() -> None:
     assert (stats.tracked_series, stats.series_cap_rejections) == (2, 1)
 
 
+def test_series_cap_never_starves_a_live_deploy() -> None:
+    """At the cap, junk services get no state, but a service with a live deploy is still judged."""
+    engine = Engine(rules(ERROR_RULE), max_series=2)
+    run(engine, [metric(0, service=f"junk-{i}", requests=1) for i in range(5)])
+    assert engine.stats.series_cap_rejections == 3
+    assert engine.stats.tracked_series == 2
+    decisions = run(
+        engine,
+        [deploy(0), *[metric(t, requests=40, errors=8) for t in range(1, 90)]],
+    )
+    assert [d.action for d in decisions] == ["rollback"]
+    assert engine.stats.tracked_series == 3
+
+
 TWO_RULES = (
     ERROR_RULE
     + """
@@ -177,3 +191,34 @@ def test_reordering_within_lateness_gives_the_same_decisions(rnd: random.Random)
     assert [(d.rule, d.action, d.deploy_id) for d in first] == [
         (d.rule, d.action, d.deploy_id) for d in second
     ]
+
+
+def test_duplicates_are_recognised_whatever_the_key_order() -> None:
+    """Remembered samples compare and refill the same whether or not their keys keep one order."""
+
+    def events(flip: bool) -> list[InputEvent]:
+        def sample(t: float) -> InputEvent:
+            return metric(t, errors=5, requests=20) if flip else metric(t, requests=20, errors=5)
+
+        late = [metric(1, requests=20, errors=5), metric(2, requests=20, errors=5)]
+        return [sample(1), sample(2), metric(1.5, requests=20), *late, deploy(0)]
+
+    outcomes = []
+    for flip in (False, True):
+        engine = Engine(rules(ERROR_RULE))
+        run(engine, [metric(0.5, requests=1, errors=0)])  # fixes the remembered key order
+        decisions = run(engine, [*events(flip), *bad_traffic(3, 30)])
+        assert engine.stats.duplicate_events == 2
+        outcomes.append([(d.at_ms, d.evidence) for d in decisions])
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0]
+
+
+def test_a_finished_deploy_releases_its_windows() -> None:
+    """After a rollback the deploy windows hold nothing until the next deploy refills them."""
+    engine = Engine(rules(ERROR_RULE))
+    run(engine, [deploy(0), *bad_traffic(0, 5), deploy(5, "rolled_back")])
+    series = engine._services[("checkout", "production")].series[("us-east", "")]
+    assert all(agg.count == 0 and not agg.entries for agg in series.deploy_feeders)
+    decisions = run(engine, [*bad_traffic(5, 5), deploy(10, deploy_id="d2"), *bad_traffic(10, 30)])
+    assert decisions[0].deploy_id == "d2"

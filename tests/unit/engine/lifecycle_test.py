@@ -262,3 +262,31 @@ def test_started_arriving_after_a_later_step_moves_the_start_back() -> None:
     assert info is not None
     assert info.started_at_ms == at(0)
     assert decisions[0].evidence["samples"] == 10
+
+
+HOT_CPU = """
+rules:
+  - name: hot
+    applies: always
+    metric: cpu
+    window: 1m
+    condition: "> 80%"
+    for: 0s
+    action: notify
+"""
+
+
+def test_swap_rules_keeps_ring_windows_only_while_a_rule_reads_them() -> None:
+    """A reload keeps an always-on window a rule still reads, and forgets one no rule reads."""
+    engine = Engine(rules(HOT_CPU))
+    assert [d.rule for d in run(engine, [metric(i, cpu=0.9) for i in range(30)])] == ["hot"]
+    series = engine._services[("checkout", "production")].series[("us-east", "")]
+    engine.swap_rules(rules(HOT_CPU.replace("> 80%", "> 85%")))
+    assert series.bindings[0].firing
+    assert series.bindings[0].agg.count == 30  # window and progress kept
+    engine.swap_rules(rules(ERROR_RULE))
+    assert series.rings == {}
+    assert series.feeders == []
+    engine.swap_rules(rules(HOT_CPU))
+    run(engine, [metric(31, cpu=0.1)])
+    assert series.bindings[0].agg.count == 1  # a fresh window: the earlier samples are gone

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from guardian.engine.ring import RingSet
 from guardian.engine.window import (
     BUCKET_MS,
     BucketSet,
@@ -159,3 +160,127 @@ def test_ring_aggregates(aggregate: str, expected: float) -> None:
     assert ring.value("ratio") is None
     ring.clear()
     assert ring.count == 0
+
+
+measured = st.lists(
+    st.tuples(
+        st.integers(0, 900_000),
+        st.one_of(st.none(), st.floats(0, 1000)),
+        st.one_of(st.none(), st.floats(1, 1000)),
+        st.one_of(st.none(), st.floats(0, 1000)),
+    ),
+    max_size=80,
+)
+
+
+class ReferenceRing:
+    """One measure in one ring, with every array updated in place: the plain algorithm."""
+
+    def __init__(self, num_key: str, den_key: str | None, window_ms: int) -> None:
+        self.num_key, self.den_key, self.window_ms = num_key, den_key, window_ms
+        self.bucket_ms = window_ms // 30
+        self.size = window_ms // self.bucket_ms + 2
+        self.starts = [-1] * self.size
+        self.nums, self.dens, self.counts = [0.0] * self.size, [0.0] * self.size, [0] * self.size
+        self.oldest, self.sum_num, self.sum_den, self.count = -1, 0.0, 0.0, 0
+
+    def feed(self, ts: int, values: dict[str, float], now: int) -> None:
+        num = values.get(self.num_key, 0.0 if self.den_key else None)
+        den = values.get(self.den_key) if self.den_key else 0.0
+        if (
+            num is None
+            or den is None
+            or ts // self.bucket_ms <= (now - self.window_ms) // self.bucket_ms
+        ):
+            return
+        self.evict(now - self.window_ms)
+        bucket = ts // self.bucket_ms
+        slot = bucket % self.size
+        if self.starts[slot] != bucket:
+            self.starts[slot], self.nums[slot], self.dens[slot], self.counts[slot] = (
+                bucket,
+                0.0,
+                0.0,
+                0,
+            )
+        self.nums[slot] += num
+        self.dens[slot] += den
+        self.counts[slot] += 1
+        self.sum_num += num
+        self.sum_den += den
+        self.count += 1
+        if self.oldest < 0 or bucket < self.oldest:
+            self.oldest = bucket
+
+    def evict(self, cutoff: int) -> None:
+        low = cutoff // self.bucket_ms + 1
+        if self.oldest < 0 or self.oldest >= low:
+            return
+        if low - self.oldest >= self.size:
+            self.starts = [-1] * self.size
+            self.oldest, self.sum_num, self.sum_den, self.count = -1, 0.0, 0.0, 0
+            return
+        while self.oldest < low:
+            slot = self.oldest % self.size
+            if self.starts[slot] == self.oldest:
+                self.sum_num -= self.nums[slot]
+                self.sum_den -= self.dens[slot]
+                self.count -= self.counts[slot]
+                self.starts[slot] = -1
+            self.oldest += 1
+        if self.count <= 0:
+            self.sum_num, self.sum_den, self.count = 0.0, 0.0, 0
+
+
+@given(measured, st.integers(60_000, 300_000))
+def test_ring_set_matches_one_plain_ring_per_measure(
+    data: list[tuple[int, float | None, float | None, float | None]], window: int
+) -> None:
+    """Measures sharing one ring (with its cursor) read, to the bit, what plain rings read.
+
+    A shared ring slides on every event, a plain one only on events carrying its
+    measure; both slide before being read, and then agree exactly.
+    """
+    shared = RingSet(window)
+    measures = [("n", "d", 0.0), ("m", None, None), ("d", None, None)]
+    columns = [shared.column(m) for m in measures]
+    plain = [ReferenceRing(m[0], m[1], window) for m in measures]
+    now = 0
+    for i, (ts, n, d, m) in enumerate(data):
+        values = {k: v for k, v in (("n", n), ("d", d), ("m", m)) if v is not None}
+        now = max(now, ts)
+        shared.feed(ts, values, now)
+        for ring in plain:
+            ring.feed(ts, values, now)
+        if i % 3:
+            continue
+        for col, ring in zip(columns, plain, strict=True):  # a read slides the window first
+            ring.evict(now - window)
+            col.evict(now - window)
+            assert (col.count, col.sum_num, col.sum_den) == (ring.count, ring.sum_num, ring.sum_den)
+    assert shared.column(measures[1]) is columns[1]
+    assert columns[0].window_ms == window
+
+
+def test_ring_keeps_a_bucket_it_returns_to() -> None:
+    """Feeding an older bucket again after a newer one adds to what it already held."""
+    ring = RingAggregate("n", None, None, 60_000)
+    for ts in (1_000, 5_000, 1_500, 9_000):
+        ring.feed(ts, {"n": 1.0}, 9_000)
+    assert ring.value("count") == 4.0
+    ring.evict(2_500)  # the first bucket (0-2 s) leaves, the others stay
+    assert ring.value("sum") == 2.0
+
+
+def test_sliding_window_releases_its_samples() -> None:
+    """An emptied or cleared window gives its memory back and refills on the next sample."""
+    agg = SlidingAggregate("n", None, None, 1_000)
+    agg.feed(0, {"n": 1.0}, 0)
+    agg.evict(5_000)
+    assert not agg.entries
+    assert agg.count == 0
+    agg.feed(6_000, {"n": 2.0}, 6_000)
+    assert agg.value("sum") == 2.0
+    agg.clear()
+    agg.feed(7_000, {"n": 3.0}, 7_000)
+    assert agg.value("sum") == 3.0
