@@ -154,14 +154,29 @@ class Engine:
             st = self._services[key] = ServiceState(service, environment)
         return st
 
+    def _admit(self, ev: MetricEvent) -> ServiceState | None:
+        """State for a service seen for the first time, unless the series cap is reached."""
+        if self._series_count >= self._max_series:
+            # At the cap a flood of new names must not grow memory: no state for them.
+            self._rejected += 1
+            return None
+        return self._service(ev.service, ev.environment)
+
+    def _new_series(self, st: ServiceState, region: str, cohort: str) -> Series | None:
+        """A new series, unless the cap is reached (a live deploy's series always gets in)."""
+        # A flood of junk series must never cost a real deploy its rollback.
+        if self._series_count >= self._max_series and not st.deploy_live:
+            self._rejected += 1
+            return None
+        self._series_count += 1
+        series = st.series[(region, cohort)] = Series(region, cohort)
+        self._bind(st, series, self._plan(st), {}, {})
+        return series
+
     def _on_metric(self, ev: MetricEvent) -> list[Decision]:
-        st = self._services.get((ev.service, ev.environment))
+        st = self._services.get((ev.service, ev.environment)) or self._admit(ev)
         if st is None:
-            if self._series_count >= self._max_series:
-                # At the cap a flood of new names must not grow memory: no state for them.
-                self._rejected += 1
-                return _NONE
-            st = self._service(ev.service, ev.environment)
+            return _NONE
         ts: int = ev.timestamp
         if ts > st.watermark:
             st.watermark = ts
@@ -170,16 +185,9 @@ class Engine:
             return _NONE
         region = ev.region or ""
         cohort = ev.cohort or ""
-        series = st.series.get((region, cohort))
+        series = st.series.get((region, cohort)) or self._new_series(st, region, cohort)
         if series is None:
-            # A service with a live deploy is always watched: a flood of junk series
-            # must never cost a real deploy its rollback.
-            if self._series_count >= self._max_series and not st.deploy_live:
-                self._rejected += 1
-                return _NONE
-            self._series_count += 1
-            series = st.series[(region, cohort)] = Series(region, cohort)
-            self._bind(st, series, self._plan(st), {}, {})
+            return _NONE
         values = ev.values
         now = st.watermark
         if not series.remember(ts, values, now - self._lateness):
@@ -194,11 +202,11 @@ class Engine:
                 sliding.feed(ts, values, now)
         elif now < series.eval_at:
             return _NONE  # no deploy and no always-on rule due: nothing to judge
-        if not series.bindings:
-            return _NONE
         return self._evaluate_series(st, series)
 
     def _evaluate_series(self, st: ServiceState, series: Series) -> list[Decision]:
+        if not series.bindings:
+            return _NONE
         now = st.watermark
         deploy = st.deploy if st.deploy_live else None
         if deploy is None:
