@@ -58,6 +58,8 @@ class Daemon:
         self.bootstrap_servers: str | None = settings.bootstrap_servers
         self.http_port: int | None = None
         self._reloader: RuleReloader | None = None
+        # Judging a batch and rebuilding state on a rebalance never interleave.
+        self._judge_lock = asyncio.Lock()
 
     def request_reload(self) -> None:
         """Reload the rules now (SIGHUP)."""
@@ -119,13 +121,15 @@ class Daemon:
             keeper = StateKeeper(engine)
 
             async def on_assignment(parts: frozenset[tuple[str, int]]) -> None:
-                # Runs inside the rebalance: state is rebuilt before any record is fetched.
-                partitions = source.partition_count(s.metric_topic) or s.topic_partitions
-                await keeper.rebalance(
-                    {p for _, p in parts},
-                    partitions,
-                    lambda: read_latest(s, bootstrap, s.state_topic),
-                )
+                # The fetcher may already hold records of the new partitions: the lock
+                # keeps them from being judged before their services' state is restored.
+                async with self._judge_lock:
+                    partitions = source.partition_count(s.metric_topic) or s.topic_partitions
+                    await keeper.rebalance(
+                        {p for _, p in parts},
+                        partitions,
+                        lambda: read_latest(s, bootstrap, s.state_topic),
+                    )
                 self.readiness.set("partitions_assigned", bool(parts))
 
             source = await stack.enter_async_context(
@@ -193,9 +197,10 @@ class Daemon:
                         await self._deliver(pipeline, idle)
                 continue
             last_record_at = loop.time()
-            result = await pipeline.judge_in_chunks(records)
-            await self._deliver(pipeline, result)
-            await source.commit(result.next_offsets)
+            async with self._judge_lock:
+                result = await pipeline.judge_in_chunks(records)
+                await self._deliver(pipeline, result)
+                await source.commit(result.next_offsets)
 
     async def _deliver(self, pipeline: Pipeline, result: BatchResult) -> None:
         """Write a batch's outputs, retrying a broker that is away until it comes back."""
