@@ -84,5 +84,11 @@ class GuardianMetrics:
         self.rule_reloads = Counter(
             "guardian_rule_reloads", "Rule reloads by outcome", ["outcome"], registry=r
         )
+        self.rule_errors = Counter(
+            "guardian_rule_errors",
+            "Rules disabled after failing to evaluate (until the next reload)",
+            ["rule"],
+            registry=r,
+        )
         self.rules_loaded = Gauge("guardian_rules_loaded", "Rules in force", registry=r)
         self.ready = Gauge("guardian_ready", "1 when the guardian is ready to judge", registry=r)

@@ -222,8 +222,14 @@ class Daemon:
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
         exported = {"late": 0, "duplicate": 0, "series_cap": 0}
+        reported_errors: set[str] = set()
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
+            for rule, error in engine.rule_errors.items():
+                if rule not in reported_errors:
+                    reported_errors.add(rule)
+                    self.metrics.rule_errors.labels(rule).inc()
+                    log.error("rule_disabled", rule=rule, error=error)
             stats = engine.stats
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)

@@ -62,6 +62,17 @@ class EngineStats:
     active_deploys: int
 
 
+def _in_scope(rule: CompiledRule, deploy: DeployState | None, applies: bool, region: str) -> bool:
+    """Whether a rule's ``applies`` and deploy matchers let it judge this series now."""
+    if rule.scope == "during_deploy":
+        if not applies or deploy is None:
+            return False
+        if not rule.matches_deploy(deploy.strategy, deploy.component):
+            return False
+        return not (rule.reached_only and deploy.reached and region not in deploy.reached)
+    return not (rule.scope == "outside_deploy" and applies)
+
+
 class Engine:
     """Pure rule evaluation over event time; one instance per partition set."""
 
@@ -79,11 +90,14 @@ class Engine:
         self._late = 0
         self._duplicates = 0
         self._rejected = 0
+        # Rules disabled after raising during evaluation, with the error; a reload clears it.
+        self.rule_errors: dict[str, str] = {}
         self._install(rules)
 
     # ------------------------------------------------------------------ rules
     def _install(self, rules: RuleSet) -> None:
         self.rules = rules
+        self.rule_errors = {}
         self._compiled = compile_rules(rules)
         self._metric_rules = [r for r in self._compiled if r.agg_key is not None]
         self._check_rules = [r for r in self._compiled if r.spec.check is not None]
@@ -233,15 +247,17 @@ class Engine:
                 applies = False
             else:
                 applies = active or deploy.applies(now, rule.bake_ms)
-            if rule.scope == "during_deploy":
-                if not applies or not rule.matches_deploy(deploy.strategy, deploy.component):  # type: ignore[union-attr]
-                    continue
-                if rule.reached_only and deploy.reached and series.region not in deploy.reached:  # type: ignore[union-attr]
-                    continue
-            elif rule.scope == "outside_deploy" and applies:
+            if not _in_scope(rule, deploy, applies, series.region):
                 continue
             d = deploy if applies else None
-            holds, resolved = evaluate(b, st, d, now)
+            if self.rule_errors and rule.name in self.rule_errors:
+                continue  # disabled after an evaluation error
+            try:
+                holds, resolved = evaluate(b, st, d, now)
+            except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as exc:
+                # A rule that cannot be evaluated is disabled; the others keep judging.
+                self.rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
+                continue
             if not (holds or b.firing or b.since_ms is not None):
                 continue  # quiet and was quiet: nothing to advance
             decision = self._step(b, st, d, now, holds, resolved)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardian.engine import Engine
+from guardian.engine import Engine, load_rules
 from guardian.wire.events import InputEvent
 from tests.unit.engine.builders import (
     ERROR_RULE,
@@ -222,3 +224,35 @@ def test_a_finished_deploy_releases_its_windows() -> None:
     assert all(agg.count == 0 and not agg.entries for agg in series.deploy_feeders)
     decisions = run(engine, [*bad_traffic(5, 5), deploy(10, deploy_id="d2"), *bad_traffic(10, 30)])
     assert decisions[0].deploy_id == "d2"
+
+
+RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
+
+
+def test_a_rule_that_fails_to_evaluate_is_disabled_and_the_others_keep_judging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An evaluation error disables that rule, records why, and other rules still decide."""
+    from guardian.engine import engine as engine_module
+
+    real = engine_module.evaluate  # type: ignore[attr-defined]
+
+    def flaky(b: Any, *args: Any) -> Any:
+        if b.rule.name == "alert-cpu":
+            raise ZeroDivisionError("boom")
+        return real(b, *args)
+
+    monkeypatch.setattr(engine_module, "evaluate", flaky)
+    engine = Engine(load_rules(RULES_DIR))
+    decisions = run(
+        engine,
+        [
+            deploy(0),
+            *[metric(t, requests=40, errors=8, cpu_utilization=0.95) for t in range(1, 400)],
+        ],
+    )
+    assert engine.rule_errors == {"alert-cpu": "ZeroDivisionError: boom"}
+    assert "rollback" in {d.action for d in decisions}
+    assert "alert-cpu" not in {d.rule for d in decisions}
+    engine.swap_rules(load_rules(RULES_DIR))
+    assert engine.rule_errors == {}
