@@ -50,10 +50,11 @@ class _AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._assigned: set[Position] = set()
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Not reported: with eager rebalancing everything is revoked and the new full
-        # assignment follows at once; acting on the gap would drop state needlessly.
+        # Reported, so the owner stops judging (and snapshotting) what it may lose;
+        # what it keeps is restored from its own snapshots on assignment.
         self._assigned -= {(tp.topic, tp.partition) for tp in revoked}
         log.info("partitions_revoked", partitions=sorted(f"{t}-{p}" for t, p in self._assigned))
+        await self._on_change(frozenset(self._assigned))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in assigned}
