@@ -19,6 +19,7 @@ from tests.support.kafka import produce_json, read_until
 from tests.support.manual import auth, write_tokens
 from tests.support.slack import FakeSlack
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -29,14 +30,6 @@ subscriptions:
     slack: ["#checkout-oncall"]
     email: ["oncall@checkout.example"]
 """
-
-
-async def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_manual_rollback_with_second_person_approval(
@@ -109,7 +102,7 @@ async def test_manual_rollback_with_second_person_approval(
                 settings.audit_topic,
                 lambda seen: sum(1 for a in seen if a.get("actor") in ("alice", "bob")) >= 2,
             )
-            await _eventually(
+            await eventually(
                 lambda: (
                     bool(slack.in_channel("#checkout-oncall"))
                     and bool(smtp.to("oncall@checkout.example"))

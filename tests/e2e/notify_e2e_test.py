@@ -17,6 +17,7 @@ from tests.support.events import T0, deploy, traffic
 from tests.support.kafka import produce_json, read_until
 from tests.support.slack import FakeSlack
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -27,14 +28,6 @@ subscriptions:
     slack: ["#checkout-oncall"]
     email: ["oncall@checkout.example"]
 """
-
-
-async def _eventually(check: Callable[[], bool], timeout_s: float = 40.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_notifications_survive_slack_429_smtp_down_and_a_restart(
@@ -85,7 +78,7 @@ async def test_notifications_survive_slack_429_smtp_down_and_a_restart(
                 sorted([*stable, *canary], key=lambda e: int(e["timestamp"])),
             )
             commands = await read_until(bootstrap, settings.command_topic, bool)
-            await _eventually(lambda: slack.rejected > 0)
+            await eventually(lambda: slack.rejected > 0, timeout_s=40.0)
             first.send_signal(signal.SIGKILL)
             await wait_exit(first)
 
@@ -93,7 +86,7 @@ async def test_notifications_survive_slack_429_smtp_down_and_a_restart(
         smtp.start()
         with guardian_process(env, log_path=tmp_path / "b.log") as second:
             await wait_ready(settings.http_port, second)
-            await _eventually(
+            await eventually(
                 lambda: (
                     bool(slack.in_channel("#checkout-oncall"))
                     and bool(smtp.to("oncall@checkout.example"))

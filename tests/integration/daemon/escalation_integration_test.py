@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import T0, deploy, traffic
 from tests.support.kafka import produce_json, read_until
 from tests.support.slack import FakeSlack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -24,14 +24,6 @@ subscriptions:
     match: {service: "*"}
     slack: ["#oncall"]
 """
-
-
-async def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_unconfirmed_rollback_escalates_and_confirmation_resolves(
@@ -62,7 +54,7 @@ async def test_unconfirmed_rollback_escalates_and_confirmation_resolves(
                 bootstrap, settings.metric_topic, traffic(seconds=90, error_rate=0.09)
             )
             await read_until(bootstrap, settings.command_topic, bool)
-            await _eventually(lambda: "ESCALATION" in str(slack.in_channel("#oncall")))
+            await eventually(lambda: "ESCALATION" in str(slack.in_channel("#oncall")))
             audits = await read_until(
                 bootstrap,
                 settings.audit_topic,
@@ -74,7 +66,7 @@ async def test_unconfirmed_rollback_escalates_and_confirmation_resolves(
                 [deploy("rolled_back", deploy_id="d-esc", at_ms=T0 + 200_000)],
             )
             posted = len(slack.in_channel("#oncall"))
-            await _eventually(lambda: len(slack.in_channel("#oncall")) > posted)
+            await eventually(lambda: len(slack.in_channel("#oncall")) > posted)
     finally:
         await slack.stop()
     escalations = [a for a in audits if a.get("action") == "escalate"]

@@ -15,16 +15,9 @@ from guardian.kafka.embedded import EmbeddedBroker
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce_json, read_until
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_broker_frozen_longer_than_the_session_timeout(
@@ -42,12 +35,12 @@ async def test_broker_frozen_longer_than_the_session_timeout(
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGSTOP)
             try:
-                await _until(lambda: not daemon.readiness.ready)
+                await eventually(lambda: not daemon.readiness.ready)
                 assert "broker_connected" in daemon.readiness.failing()
                 await asyncio.sleep(settings.session_timeout_ms / 1000 + 1)
             finally:
                 os.kill(broker.pid, signal.SIGCONT)
-            await _until(lambda: daemon.readiness.ready, timeout_s=60)
+            await eventually(lambda: daemon.readiness.ready, timeout_s=60)
             await produce_json(
                 broker.bootstrap_servers,
                 settings.metric_topic,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,13 +86,3 @@ def notify_options(smtp_server: SmtpServer) -> NotifyOptions:
 async def make_topics(settings: Settings) -> None:
     """Create the test's topics (what the daemon does at start)."""
     await ensure_topics(settings, str(settings.bootstrap_servers))
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    """Wait until ``check()`` holds, or fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)

@@ -12,10 +12,11 @@ from guardian.metrics import GuardianMetrics
 from guardian.notify.notice import confirmation_entry
 from guardian.notify.notifier import Notifier
 from guardian.notify.options import NotifyOptions
-from tests.integration.notify.conftest import eventually, make_topics
+from tests.integration.notify.conftest import make_topics
 from tests.support.notices import T0, deploy, entry, produce_entries
 from tests.support.slack import FakeSlack
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 CHANNEL = "#checkout-oncall"
 ADDRESS = "oncall@checkout.example"

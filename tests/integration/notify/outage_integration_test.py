@@ -11,11 +11,12 @@ from guardian.config.settings import Settings
 from guardian.metrics import GuardianMetrics
 from guardian.notify.notifier import Notifier
 from guardian.notify.options import NotifyOptions
-from tests.integration.notify.conftest import eventually, make_topics
+from tests.integration.notify.conftest import make_topics
 from tests.support.kafka import read_until
 from tests.support.notices import entry, produce_entries
 from tests.support.slack import FakeSlack
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import eventually
 
 
 async def _run_until(notifier: Notifier, check: Callable[[], bool]) -> None:

@@ -11,9 +11,10 @@ from guardian.config.settings import Settings
 from guardian.metrics import GuardianMetrics
 from guardian.notify.notifier import Notifier
 from guardian.notify.options import NotifyOptions
-from tests.integration.notify.conftest import eventually, make_topics
+from tests.integration.notify.conftest import make_topics
 from tests.support.notices import entry, produce_entries
 from tests.support.slack import FakeSlack
+from tests.support.waiting import eventually
 
 
 async def test_webhook_subscription_receives_the_rollback(
