@@ -20,10 +20,10 @@ from guardian.daemon.health import Readiness
 from guardian.daemon.http import ControlPlane, RouteInstaller
 from guardian.daemon.pipeline import BatchResult, Pipeline
 from guardian.daemon.reload import RuleReloader
-from guardian.daemon.state import StateKeeper
+from guardian.daemon.state import StateKeeper, owned_partitions
 from guardian.engine import Engine, load_rules
 from guardian.errors import GuardianError, SinkError
-from guardian.kafka.admin import ensure_topics
+from guardian.kafka.admin import check_copartitioned, ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
 from guardian.kafka.source import KafkaSource
@@ -101,6 +101,7 @@ class Daemon:
             self.bootstrap_servers = bootstrap
             if s.create_topics:
                 await ensure_topics(s, bootstrap)
+            await check_copartitioned(s, bootstrap)
             self.readiness.set("broker_connected", True)
 
             sink = await stack.enter_async_context(KafkaSink(s, bootstrap))
@@ -126,7 +127,7 @@ class Daemon:
                 async with self._judge_lock:
                     partitions = source.partition_count(s.metric_topic) or s.topic_partitions
                     await keeper.rebalance(
-                        {p for _, p in parts},
+                        owned_partitions(parts, (s.deploy_topic, s.metric_topic)),
                         partitions,
                         lambda: read_latest(s, bootstrap, s.state_topic),
                     )

@@ -46,6 +46,27 @@ def partition_of(service: str, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
+def owned_partitions(assigned: Iterable[tuple[str, int]], topics: Iterable[str]) -> set[int]:
+    """Partition numbers this replica holds on every input topic: the services it owns.
+
+    The range assignor and equal partition counts make the per-topic sets
+    equal; if they ever differ, a service half held is not owned (and it is
+    logged, since its deploys and metrics would be judged apart).
+    """
+    by_topic: dict[str, set[int]] = {topic: set() for topic in topics}
+    for topic, partition in assigned:
+        if topic in by_topic:
+            by_topic[topic].add(partition)
+    held = list(by_topic.values())
+    common = set.intersection(*held) if held else set()
+    if any(h != common for h in held):
+        log.error(
+            "assignment_not_copartitioned",
+            by_topic={t: sorted(ps) for t, ps in by_topic.items()},
+        )
+    return common
+
+
 def state_key(service: str, environment: str) -> bytes:
     """Key of a service's snapshot on the state topic."""
     return f"{service}\x00{environment}".encode()

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from guardian.config.settings import Settings
-from guardian.errors import SourceError
+from guardian.errors import ConfigError, SourceError
 from guardian.kafka.client import connection_options
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,31 @@ async def ensure_topics(settings: Settings, bootstrap_servers: str) -> list[str]
         raise SourceError(f"cannot create topics: {exc}", retriable=False) from exc
     finally:
         await admin.close()
+
+
+async def check_copartitioned(settings: Settings, bootstrap_servers: str) -> int:
+    """The input topics' common partition count; ConfigError when they differ.
+
+    A service's deploys and metrics must reach the same replica: input topics
+    are keyed by service, so that holds only when they have equal partition
+    counts (and the range assignor hands out partition N of each together).
+    """
+    admin = await _connected_admin(settings, bootstrap_servers)
+    try:
+        described = await admin.describe_topics([settings.deploy_topic, settings.metric_topic])
+    except KafkaError as exc:
+        raise SourceError(f"cannot describe the input topics: {exc}", retriable=False) from exc
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    deploys, metrics = counts.get(settings.deploy_topic, 0), counts.get(settings.metric_topic, 0)
+    if deploys != metrics:
+        raise ConfigError(
+            f"input topics are not co-partitioned: {settings.deploy_topic} has {deploys} "
+            f"partition(s), {settings.metric_topic} has {metrics}; give them the same count "
+            "so each service's deploys and metrics are judged by one replica"
+        )
+    return metrics
 
 
 async def _connected_admin(settings: Settings, bootstrap_servers: str) -> AIOKafkaAdminClient:

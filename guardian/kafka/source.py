@@ -15,6 +15,7 @@ from types import TracebackType
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
@@ -102,6 +103,10 @@ class KafkaSource:
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             isolation_level="read_uncommitted",
+            # Range gives partition N of every input topic to the same member (the
+            # topics have equal partition counts), so a service's deploys and metrics
+            # are judged by one replica. aiokafka's default, round-robin, splits them.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         try:
             await consumer.start()

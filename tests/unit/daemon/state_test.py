@@ -6,9 +6,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from guardian.daemon import state as state_module
-from guardian.daemon.state import StateKeeper, parse_state_key, partition_of, state_key
+from guardian.daemon.state import (
+    StateKeeper,
+    owned_partitions,
+    parse_state_key,
+    partition_of,
+    state_key,
+)
 from guardian.engine import Engine, load_rules
 from tests.unit.engine.builders import deploy, metric
 
@@ -104,3 +111,14 @@ def test_forgotten_services_do_not_escalate() -> None:
     forget_service(engine, "checkout", "production")  # twice is harmless
     assert held_services(engine) == []
     assert engine.advance(10**13) == []
+
+
+def test_a_replica_owns_the_partitions_it_holds_on_every_input_topic() -> None:
+    """Partition N is owned only with N of both topics; a half-held one is logged."""
+    topics = ("deploys", "metrics")
+    whole = {("deploys", 0), ("metrics", 0), ("deploys", 2), ("metrics", 2)}
+    assert owned_partitions(whole, topics) == {0, 2}
+    with capture_logs() as logs:
+        assert owned_partitions({*whole, ("deploys", 1), ("other", 1)}, topics) == {0, 2}
+    assert [e["event"] for e in logs] == ["assignment_not_copartitioned"]
+    assert owned_partitions(set(), topics) == set()
