@@ -36,6 +36,16 @@ class GuardianMetrics:
             ["reason"],
             registry=r,
         )
+        self.owned_partitions = Gauge(
+            "guardian_owned_partitions",
+            "Input partitions whose services this replica judges",
+            registry=r,
+        )
+        self.events_forwarded = Counter(
+            "guardian_events_forwarded",
+            "MQTT events passed on to Kafka for the replica that owns their service",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "guardian_dead_letters", "Records written to the dead-letter topic", registry=r
         )

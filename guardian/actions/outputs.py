@@ -16,7 +16,9 @@ from guardian.actions.commands import command_from_decision
 from guardian.engine.decision import Decision
 from guardian.wire.records import AuditRecord, RollbackCommand, format_time
 
-Role = Literal["command", "audit", "notification", "dlq", "state"]
+# "deploy" and "metric" carry input events on to their Kafka topic (MQTT events
+# for services another replica owns).
+Role = Literal["command", "audit", "notification", "dlq", "state", "deploy", "metric"]
 
 
 @dataclass(frozen=True, slots=True)

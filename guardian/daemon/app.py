@@ -126,11 +126,11 @@ class Daemon:
                 # keeps them from being judged before their services' state is restored.
                 async with self._judge_lock:
                     partitions = source.partition_count(s.metric_topic) or s.topic_partitions
+                    owned = owned_partitions(parts, (s.deploy_topic, s.metric_topic))
                     await keeper.rebalance(
-                        owned_partitions(parts, (s.deploy_topic, s.metric_topic)),
-                        partitions,
-                        lambda: read_latest(s, bootstrap, s.state_topic),
+                        owned, partitions, lambda: read_latest(s, bootstrap, s.state_topic)
                     )
+                    self.metrics.owned_partitions.set(len(owned))
                 self.readiness.set("partitions_assigned", bool(parts))
 
             source = await stack.enter_async_context(
@@ -177,6 +177,8 @@ class Daemon:
                 "notification": s.notification_topic,
                 "dlq": s.dlq_topic,
                 "state": s.state_topic,
+                "deploy": s.deploy_topic,
+                "metric": s.metric_topic,
             },
             self.metrics,
             signing_key=s.signing_key.get_secret_value().encode() if s.signing_key else None,

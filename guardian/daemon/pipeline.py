@@ -145,6 +145,10 @@ class Pipeline:
 
         # MQTT topics are per device and unbounded; count them under one label.
         fixed_label = None if transport == "kafka" else transport
+        # MQTT has no partitions: an event for a service another replica owns goes on
+        # to its Kafka input topic, where that replica reads it.
+        keeper = self._state if transport != "kafka" else None
+        forwarded = 0
         for record in records:
             consumed[fixed_label or record.topic] += 1
             result.next_offsets[(record.topic, record.partition)] = record.offset + 1
@@ -166,6 +170,11 @@ class Pipeline:
                     )
                 )
                 continue
+            if keeper is not None and not keeper.owns(event.service):
+                role: Role = "metric" if type(event) is MetricEvent else "deploy"
+                outputs.append(OutputRecord(role, event.service.encode(), record.value))
+                forwarded += 1
+                continue
             watermark = max(watermark, event.timestamp)
             found = process(event)
             if found:
@@ -184,34 +193,43 @@ class Pipeline:
             outputs.extend(self._state.periodic_outputs())
 
         for decision in decisions:
-            produced, command = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
-            outputs.extend(produced)
-            if command is not None:
-                result.commands += 1
-            self._metrics.decisions.labels(decision.rule, decision.action).inc()
-            log.info(
-                "decision",
-                rule=decision.rule,
-                action=decision.action,
-                severity=decision.severity,
-                state=decision.state,
-                dry_run=decision.dry_run,
-                service=decision.service,
-                environment=decision.environment,
-                deploy_id=decision.deploy_id,
-                regions=list(decision.regions),
-                reason=decision.reason,
-                evidence=decision.evidence,
-                command_id=command.command_id if command else None,
-            )
+            self._act(decision, now_ms, result)
 
         result.dead_letters = sum(1 for o in outputs if o.role == "dlq")
-        for topic, count in consumed.items():
+        self._count(result, forwarded)
+        return result
+
+    def _count(self, result: BatchResult, forwarded: int) -> None:
+        for topic, count in result.consumed.items():
             self._metrics.events_consumed.labels(topic).inc(count)
+        if forwarded:
+            self._metrics.events_forwarded.inc(forwarded)
         if result.dead_letters:
             self._metrics.dead_letters.inc(result.dead_letters)
             self._metrics.events_rejected.labels("invalid").inc(result.dead_letters)
-        return result
+
+    def _act(self, decision: Decision, now_ms: int, result: BatchResult) -> None:
+        """Turn one decision into its output records, count it and log it."""
+        produced, command = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
+        result.outputs.extend(produced)
+        if command is not None:
+            result.commands += 1
+        self._metrics.decisions.labels(decision.rule, decision.action).inc()
+        log.info(
+            "decision",
+            rule=decision.rule,
+            action=decision.action,
+            severity=decision.severity,
+            state=decision.state,
+            dry_run=decision.dry_run,
+            service=decision.service,
+            environment=decision.environment,
+            deploy_id=decision.deploy_id,
+            regions=list(decision.regions),
+            reason=decision.reason,
+            evidence=decision.evidence,
+            command_id=command.command_id if command else None,
+        )
 
     def idle(self, idle_ms: int) -> BatchResult:
         """Let event time run on while no records arrive, so timeouts still fire.

@@ -85,6 +85,11 @@ class StateKeeper:
         self._engine = engine
         self._last_periodic = time.monotonic()
         self._owned: set[int] = set()
+        self._partitions = 0
+
+    def owns(self, service: str) -> bool:
+        """Whether this replica judges ``service`` now (its partition is assigned here)."""
+        return bool(self._owned) and partition_of(service, self._partitions) in self._owned
 
     async def rebalance(
         self,
@@ -95,6 +100,9 @@ class StateKeeper:
         """Drop services that left, restore the ones that arrived (from the changelog)."""
         dropped = self.drop_unowned(owned, partitions)
         gained = owned - self._owned
+        # Gained partitions are owned only once restored (``owns`` says no meanwhile).
+        self._owned &= owned
+        self._partitions = partitions
         restored = self.restore(await load_latest(), gained, partitions) if gained else 0
         self._owned = set(owned)
         log.info(

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from pathlib import Path
 
 import orjson
 import pytest
 
 from guardian.daemon.pipeline import Pipeline
+from guardian.daemon.state import StateKeeper, partition_of
+from guardian.engine import Engine, load_rules
 from guardian.engine.decision import Decision
 from guardian.errors import SinkError
 from guardian.kafka.source import RawRecord
@@ -28,6 +31,7 @@ TOPICS = {
     "state": "state",
 }
 NOW_MS = 1795478460000
+RULES = Path(__file__).resolve().parents[3] / "rules"
 
 
 class FakeEngine:
@@ -196,3 +200,51 @@ async def test_chunked_judging_equals_judging_at_once() -> None:
     assert many.commands == one.commands == 15
     assert [o.role for o in many.outputs] == [o.role for o in one.outputs]
     assert many.consumed == one.consumed
+
+
+async def _keeper_owning(partitions: set[int]) -> StateKeeper:
+    keeper = StateKeeper(Engine(load_rules(RULES)))
+
+    async def nothing_stored() -> dict[bytes, bytes]:
+        return {}
+
+    await keeper.rebalance(partitions, 4, nothing_stored)
+    return keeper
+
+
+async def test_mqtt_events_of_services_owned_elsewhere_go_on_to_kafka() -> None:
+    """MQTT has no partitions: another replica's service is forwarded, an owned one judged."""
+    home = partition_of("checkout", 4)
+    engine, sink = FakeEngine(), FakeSink()
+    metrics = GuardianMetrics()
+    topics = {**TOPICS, "deploy": "deploy.events", "metric": "metric.events"}
+    elsewhere = await _keeper_owning({0, 1, 2, 3} - {home})
+    pipeline = Pipeline(
+        engine,
+        sink,
+        topics,  # type: ignore[arg-type]
+        metrics,
+        wall_clock_ms=lambda: NOW_MS,
+        state=elsewhere,
+    )
+    record = _metric(0, 9)
+    await pipeline.handle_batch([record], transport="mqtt")
+    assert engine.seen == []
+    assert sink.sent == [("metric.events", record.value, b"checkout")]
+    assert metrics.registry.get_sample_value("guardian_events_forwarded_total") == 1
+
+    await pipeline.handle_batch([record], transport="kafka")  # Kafka records are always judged
+    assert len(engine.seen) == 1
+
+    sink.sent.clear()
+    owner = await _keeper_owning({home})
+    pipeline = Pipeline(engine, sink, topics, metrics, wall_clock_ms=lambda: NOW_MS, state=owner)  # type: ignore[arg-type]
+    await pipeline.handle_batch([record], transport="mqtt")
+    assert len(engine.seen) == 2
+    assert "metric.events" not in [topic for topic, _, _ in sink.sent]
+
+
+async def test_mqtt_events_before_any_assignment_are_forwarded() -> None:
+    """Until this replica owns partitions, it judges no MQTT event itself."""
+    keeper = StateKeeper(Engine(load_rules(RULES)))
+    assert not keeper.owns("checkout")
