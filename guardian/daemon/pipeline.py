@@ -243,20 +243,8 @@ class Pipeline:
             return result
         now_ms = self._wall_clock_ms()
         for decision in self.engine.advance(self.watermark_ms + idle_ms):
-            produced, _ = outputs_for(decision, now_ms=now_ms, signing_key=self._signing_key)
-            result.outputs.extend(produced)
             result.decisions.append(decision)
-            self._metrics.decisions.labels(decision.rule, decision.action).inc()
-            log.info(
-                "decision",
-                rule=decision.rule,
-                action=decision.action,
-                severity=decision.severity,
-                service=decision.service,
-                environment=decision.environment,
-                deploy_id=decision.deploy_id,
-                reason=decision.reason,
-            )
+            self._act(decision, now_ms, result)
         if self._state is not None:
             touched = {(d.service, d.environment) for d in result.decisions}
             result.outputs.extend(self._state.outputs_for(touched))
