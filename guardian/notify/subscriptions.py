@@ -15,15 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from guardian.engine.rules.compiled import Matcher, compile_patterns
 from guardian.errors import ConfigError
+from guardian.yamldoc import YamlProblem, YamlProblems, parse_located
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -200,18 +198,8 @@ def route(
 # --------------------------------------------------------------------------- loading
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionProblem:
-    """One thing wrong in a subscriptions file, located for an editor."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+# One thing wrong in a subscriptions file, located for an editor.
+SubscriptionProblem = YamlProblem
 
 
 class SubscriptionError(ConfigError):
@@ -222,57 +210,13 @@ class SubscriptionError(ConfigError):
         self.problems = list(problems)
 
 
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    return node
-
-
-def _position(root: Any, loc: Sequence[int | str]) -> tuple[int, int]:
-    node, line, col = root, 0, 0
-    for part in loc:
-        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            line, col = node.lc.key(part)
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line, col = node.lc.item(part)
-        else:
-            break
-        node = node[part]
-    return line + 1, col + 1
-
-
-def _loc_path(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(file)"
-
-
 def parse_subscriptions(text: str, filename: str = "<subscriptions>") -> SubscriptionFile:
     """Validate a subscriptions file's text; raise ``SubscriptionError`` listing every problem."""
     try:
-        root = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        problem = SubscriptionProblem(filename, line, col, "(file)", str(exc.problem))
-        raise SubscriptionError([problem]) from None
-    if root is None:
-        root = CommentedMap()
-    try:
-        return SubscriptionFile.model_validate(_plain(root))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
-            line, col = _position(root, loc)
-            message = err["msg"].removeprefix("Value error, ")
-            problems.append(SubscriptionProblem(filename, line, col, _loc_path(loc), message))
-        raise SubscriptionError(problems) from None
+        parsed, _ = parse_located(SubscriptionFile, text, filename)
+    except YamlProblems as exc:
+        raise SubscriptionError(exc.problems) from None
+    return parsed
 
 
 def load_subscriptions(path: Path) -> list[CompiledSubscription]:

@@ -11,32 +11,18 @@ loader, which remembers where each node was written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from guardian.engine.rules.model import Rule, RuleFile, Settings
 from guardian.errors import ConfigError
+from guardian.yamldoc import YamlProblem, YamlProblems, parse_located
 
-
-@dataclass(frozen=True, slots=True)
-class RuleProblem:
-    """One thing wrong in a rule file, located for an editor."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+# One thing wrong in a rule file, located for an editor.
+RuleProblem = YamlProblem
 
 
 class RuleError(ConfigError):
@@ -59,16 +45,6 @@ class RuleSet:
         return len(self.rules)
 
 
-def _loc_path(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "(file)"
-
-
 def _clean_loc(loc: Sequence[int | str]) -> list[int | str]:
     """Drop the union tags and validator names pydantic adds to error locations."""
     out: list[int | str] = []
@@ -81,63 +57,18 @@ def _clean_loc(loc: Sequence[int | str]) -> list[int | str]:
     return out
 
 
-def _position(root: Any, loc: Sequence[int | str]) -> tuple[int, int]:
-    """Walk the YAML tree along a location; return the 1-based line/column of the deepest node."""
-    node, line, col = root, 0, 0
-    for part in loc:
-        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            line, col = node.lc.key(part)
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line, col = node.lc.item(part)
-        else:
-            break
-        node = node[part]
-    return line + 1, col + 1
-
-
 def parse_rule_file(text: str, filename: str = "<rules>") -> tuple[RuleFile, dict[str, int]]:
     """Validate one rule file's text; return it and each rule's line. Raise ``RuleError``."""
-    yaml = YAML(typ="rt")
     try:
-        root = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        raise RuleError([RuleProblem(filename, line, col, "(file)", str(exc.problem))]) from None
-    if root is None:
-        root = CommentedMap()
-    try:
-        parsed = RuleFile.model_validate(_plain(root))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _clean_loc(err["loc"])
-            line, col = _position(root, loc)
-            problems.append(RuleProblem(filename, line, col, _loc_path(loc), err["msg"]))
-        raise RuleError(problems) from None
+        parsed, root = parse_located(RuleFile, text, filename, _clean_loc)
+    except YamlProblems as exc:
+        raise RuleError(exc.problems) from None
     lines: dict[str, int] = {}
     rules_node = root.get("rules") if isinstance(root, CommentedMap) else None
     for i, rule in enumerate(parsed.rules):
         if isinstance(rules_node, CommentedSeq):
             lines[rule.name] = rules_node.lc.item(i)[0] + 1
     return parsed, lines
-
-
-def _plain(node: Any) -> Any:  # noqa: PLR0911 - one return per YAML scalar type
-    """Round-trip nodes to plain dicts/lists so pydantic sees ordinary Python values."""
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
 
 
 def build_ruleset(files: Sequence[tuple[str, str]]) -> RuleSet:

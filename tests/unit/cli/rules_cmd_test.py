@@ -56,7 +56,7 @@ def test_check_reports_file_line_column(tmp_path: Path) -> None:
     bad.write_text(BAD)
     result = runner.invoke(app, ["rules", "check", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}:5:5: rules[0].window: Value error" in result.output
+    assert f"{bad}:5:5: rules[0].window: " in result.output
 
 
 def test_check_missing_path(tmp_path: Path) -> None:
