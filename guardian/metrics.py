@@ -32,7 +32,7 @@ class GuardianMetrics:
         )
         self.events_rejected = Counter(
             "guardian_events_rejected",
-            "Input records not judged, by reason (invalid, late, future, series_cap, duplicate)",
+            "Input records not judged, by reason (invalid, late, series_cap, duplicate, history)",
             ["reason"],
             registry=r,
         )

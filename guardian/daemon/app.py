@@ -22,6 +22,7 @@ from guardian.daemon.pipeline import BatchResult, Pipeline
 from guardian.daemon.reload import RuleReloader
 from guardian.daemon.state import StateKeeper, owned_partitions
 from guardian.engine import Engine, load_rules
+from guardian.engine.rules.horizon import history_horizon_ms
 from guardian.errors import GuardianError, SinkError
 from guardian.kafka.admin import check_copartitioned, ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
@@ -134,7 +135,16 @@ class Daemon:
                 self.readiness.set("partitions_assigned", bool(parts))
 
             source = await stack.enter_async_context(
-                KafkaSource(s, bootstrap, [s.deploy_topic, s.metric_topic], on_assignment)
+                KafkaSource(
+                    s,
+                    bootstrap,
+                    [s.deploy_topic, s.metric_topic],
+                    on_assignment,
+                    # A group's first start passes over history no rule can still use.
+                    history_horizon_ms=history_horizon_ms(rules, int(s.allowed_lateness_s * 1000))
+                    if s.auto_offset_reset == "earliest"
+                    else None,
+                )
             )
             notifier = await stack.enter_async_context(
                 Notifier(s, bootstrap, self.metrics, options_from_settings(s))
@@ -224,7 +234,7 @@ class Daemon:
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
-        exported = {"late": 0, "duplicate": 0, "series_cap": 0}
+        exported = {"late": 0, "duplicate": 0, "series_cap": 0, "history": 0}
         reported_errors: set[str] = set()
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
@@ -240,6 +250,7 @@ class Daemon:
                 ("late", stats.late_events),
                 ("duplicate", stats.duplicate_events),
                 ("series_cap", stats.series_cap_rejections),
+                ("history", source.skipped),
             ):
                 if total > exported[reason]:
                     self.metrics.events_rejected.labels(reason).inc(total - exported[reason])

@@ -5,13 +5,24 @@ caller says the batch's outputs are acknowledged, so a crash re-delivers the
 batch (at-least-once) rather than losing it. Because the caller commits
 before asking for the next batch, nothing uncommitted is pending when a
 rebalance revokes partitions.
+
+A group's very first start (no committed offset for a partition) begins at
+the earliest retained record, because deploy history and baselines live
+there. With ``history_horizon_ms`` the source passes quickly over what is
+older than that: it seeks to the first record of the horizon
+(``offsets_for_times``) and, where a broker answers that imprecisely, drops
+records whose Kafka timestamp is older without handing them on (their
+offsets are committed with the next batch). Once a partition reaches the
+horizon, every record is handed on again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -72,8 +83,13 @@ class KafkaSource:
         bootstrap_servers: str,
         topics: list[str],
         on_assignment: AssignmentCallback | None = None,
+        history_horizon_ms: int | None = None,
     ) -> None:
         self._settings = settings
+        self._history_horizon_ms = history_horizon_ms
+        # Per fresh partition: records with an older Kafka timestamp are skipped.
+        self._skip_before: dict[TopicPartition, int] = {}
+        self.skipped = 0
         self._bootstrap = bootstrap_servers
         self._topics = topics
         self._on_assignment = on_assignment
@@ -81,9 +97,40 @@ class KafkaSource:
         self.assignment: frozenset[Position] = frozenset()
 
     async def _assignment_changed(self, assigned: frozenset[Position]) -> None:
+        gained = assigned - self.assignment
         self.assignment = assigned
+        self._skip_before = {
+            tp: t for tp, t in self._skip_before.items() if (tp.topic, tp.partition) in assigned
+        }
+        if gained and self._history_horizon_ms is not None:
+            await self._pass_over_history(
+                [TopicPartition(t, p) for t, p in gained], self._history_horizon_ms
+            )
         if self._on_assignment is not None:
             await self._on_assignment(assigned)
+
+    async def _pass_over_history(self, gained: list[TopicPartition], horizon_ms: int) -> None:
+        """For partitions the group never committed: start at the history horizon."""
+        consumer = self._require()
+        cutoff = time.time_ns() // 1_000_000 - horizon_ms
+        try:
+            fresh = [tp for tp in gained if await consumer.committed(tp) is None]
+            if not fresh:
+                return
+            found = await consumer.offsets_for_times(dict.fromkeys(fresh, cutoff))
+        except KafkaError as exc:
+            log.warning("history_seek_failed", error=str(exc))
+            return
+        for tp in fresh:
+            position = found.get(tp)
+            if position is not None:
+                consumer.seek(tp, position.offset)
+            self._skip_before[tp] = cutoff
+        log.info(
+            "history_skipped_before",
+            cutoff_ms=cutoff,
+            partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in fresh),
+        )
 
     def partition_count(self, topic: str) -> int:
         """How many partitions a subscribed topic has (from the consumer's metadata)."""
@@ -125,11 +172,26 @@ class KafkaSource:
             )
         except KafkaError as exc:
             raise SourceError(f"fetch failed: {exc}") from exc
+        if self._skip_before:
+            batches = {tp: self._recent(tp, messages) for tp, messages in batches.items()}
         return [
             RawRecord(tp.topic, tp.partition, m.offset, m.key, m.value or b"", m.timestamp)
             for tp, messages in batches.items()
             for m in messages
         ]
+
+    def _recent(self, tp: TopicPartition, messages: list[Any]) -> list[Any]:
+        """Drop a fresh partition's records from before the horizon, until it is reached."""
+        cutoff = self._skip_before.get(tp)
+        if cutoff is None:
+            return messages
+        for index, message in enumerate(messages):
+            if message.timestamp >= cutoff:
+                del self._skip_before[tp]  # reached: from here on every record counts
+                self.skipped += index
+                return messages[index:]
+        self.skipped += len(messages)
+        return []
 
     async def commit(self, next_offsets: dict[Position, int]) -> None:
         """Commit, per partition, the offset of the next record to read."""

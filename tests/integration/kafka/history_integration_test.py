@@ -1,0 +1,127 @@
+"""A group's first start passes over history older than the rules' horizon; later starts don't.
+
+Records are produced with explicit Kafka timestamps, as a real backlog has
+them. On the embedded broker ``offsets_for_times`` answers offset 0, so the
+skip-by-timestamp fallback does the work; on Apache Kafka the seek does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from guardian.config.settings import Settings
+from guardian.kafka.admin import ensure_topics
+from guardian.kafka.source import KafkaSource, RawRecord
+from tests.integration.daemon.daemon_integration_test import running
+from tests.support.events import deploy, traffic
+from tests.support.kafka import read_for, read_until
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.kafka
+
+HOUR_MS = 3_600_000
+
+
+async def _produce_at(
+    bootstrap: str, topic: str, events: list[dict[str, object]], kafka_ts_ms: int
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topic,
+                orjson.dumps(event),
+                key=str(event["service"]).encode(),
+                timestamp_ms=kafka_ts_ms,
+            )
+            for event in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _take(source: KafkaSource, count: int, timeout_s: float = 30) -> list[RawRecord]:
+    taken: list[RawRecord] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(taken) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"took {len(taken)} of {count}"
+        taken += await source.getmany(timeout_ms=100)
+    return taken
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def test_fresh_group_skips_old_records_and_a_committed_group_does_not(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """50 records 3 h old are passed over on the first start; a restart after a commit reads all."""
+    settings = settings_factory(topic_partitions=1)
+    bootstrap = settings.bootstrap_servers
+    assert bootstrap
+    await ensure_topics(settings, bootstrap)
+    topic = settings.metric_topic
+    await _produce_at(bootstrap, topic, traffic(seconds=50), _now_ms() - 3 * HOUR_MS)
+    await _produce_at(bootstrap, topic, traffic(seconds=10), _now_ms())
+
+    async with KafkaSource(settings, bootstrap, [topic], history_horizon_ms=HOUR_MS) as source:
+        taken = await _take(source, 10)
+        assert len(taken) == 10
+        assert source.skipped == 50
+        assert min(r.offset for r in taken) == 50
+        await source.commit({(topic, 0): taken[-1].offset + 1})
+
+    # A producer whose clock lags: its records are old by timestamp but new to the group.
+    await _produce_at(bootstrap, topic, traffic(seconds=5), _now_ms() - 3 * HOUR_MS)
+    async with KafkaSource(settings, bootstrap, [topic], history_horizon_ms=HOUR_MS) as source:
+        taken = await _take(source, 5)
+        assert source.skipped == 0
+        assert [r.offset for r in taken] == [60, 61, 62, 63, 64]
+
+
+async def test_daemon_first_start_judges_recent_deploys_only(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A bad deploy from 3 h ago gets no command on a fresh start; a bad deploy from now does."""
+    settings = settings_factory()
+    bootstrap = settings.bootstrap_servers
+    assert bootstrap
+    await ensure_topics(settings, bootstrap)
+    old = _now_ms() - 3 * HOUR_MS
+    await _produce_at(
+        bootstrap, settings.deploy_topic, [deploy(deploy_id="d-old", service="legacy")], old
+    )
+    await _produce_at(
+        bootstrap,
+        settings.metric_topic,
+        traffic(service="legacy", seconds=150, error_rate=0.08, cohort="canary"),
+        old,
+    )
+    await _produce_at(bootstrap, settings.deploy_topic, [deploy(deploy_id="d-new")], _now_ms())
+    await _produce_at(
+        bootstrap,
+        settings.metric_topic,
+        traffic(seconds=150, error_rate=0.08, cohort="canary"),
+        _now_ms(),
+    )
+    async with running(settings) as daemon:
+        commands = await read_until(bootstrap, settings.command_topic, bool)
+        commands += await read_for(bootstrap, settings.command_topic, 2)
+        registry = daemon.metrics.registry
+        await eventually(
+            lambda: (
+                registry.get_sample_value("guardian_events_rejected_total", {"reason": "history"})
+                == 151
+            ),
+            timeout_s=15,
+        )
+    assert {c["deploy_id"] for c in commands} == {"d-new"}
