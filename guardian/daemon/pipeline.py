@@ -1,7 +1,7 @@
 """Where a consumed record becomes a decision and the decision becomes records.
 
 For one batch: decode every record (bad ones become dead letters), feed the
-engine in order, advance event time, turn decisions into commands, audit
+engine in event-time order, advance event time, turn decisions into commands, audit
 records and notification entries, write them all, wait for the broker's
 acknowledgements, and only then tell the caller which offsets may be
 committed. A crash anywhere before that re-delivers the whole batch; command
@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Literal, Protocol
 
 import orjson
@@ -34,6 +35,8 @@ from guardian.wire.events import DeployEvent, InputEvent, MetricEvent, decode_ev
 from guardian.wire.records import DeadLetter, DeadLetterSource
 
 log = structlog.get_logger(__name__)
+
+_event_time = attrgetter("timestamp")
 
 
 class DecisionEngine(Protocol):
@@ -135,46 +138,17 @@ class Pipeline:
         """
         result = BatchResult(started=time.perf_counter())
         now_ms = self._wall_clock_ms()
-        horizon_ms = now_ms + self._max_future_skew_ms
         outputs = result.outputs
-        consumed = result.consumed
         decisions = result.decisions
         process = self.engine.process
         watermark = self.watermark_ms
         touched: set[tuple[str, str]] = set()
-
-        # MQTT topics are per device and unbounded; count them under one label.
-        fixed_label = None if transport == "kafka" else transport
-        # MQTT has no partitions: an event for a service another replica owns goes on
-        # to its Kafka input topic, where that replica reads it.
-        keeper = self._state if transport != "kafka" else None
-        forwarded = 0
-        for record in records:
-            consumed[fixed_label or record.topic] += 1
-            result.next_offsets[(record.topic, record.partition)] = record.offset + 1
-            try:
-                event = decode_event(record.value)
-            except DecodeError as exc:
-                outputs.append(self._dead_letter(record, exc.reason, now_ms, transport))
-                continue
-            if event.timestamp > horizon_ms:
-                # A clock far ahead would drag its service's event time forward and
-                # make every honest event look late; refuse it instead.
-                outputs.append(
-                    self._dead_letter(
-                        record,
-                        f"timestamp {event.timestamp} ms is more than "
-                        f"{self._max_future_skew_ms // 1000}s ahead of the guardian's clock",
-                        now_ms,
-                        transport,
-                    )
-                )
-                continue
-            if keeper is not None and not keeper.owns(event.service):
-                role: Role = "metric" if type(event) is MetricEvent else "deploy"
-                outputs.append(OutputRecord(role, event.service.encode(), record.value))
-                forwarded += 1
-                continue
+        events, forwarded = self._decode(records, transport, now_ms, result)
+        # In event-time order: catching up a backlog, a batch holds deploy and metric
+        # partitions fetched in any order, and a deploy judged after its own metrics
+        # would miss them. The sort is stable, so equal times keep their order.
+        events.sort(key=_event_time)
+        for event in events:
             watermark = max(watermark, event.timestamp)
             found = process(event)
             if found:
@@ -207,6 +181,48 @@ class Pipeline:
         if result.dead_letters:
             self._metrics.dead_letters.inc(result.dead_letters)
             self._metrics.events_rejected.labels("invalid").inc(result.dead_letters)
+
+    def _decode(
+        self, records: Sequence[RawRecord], transport: str, now_ms: int, result: BatchResult
+    ) -> tuple[list[InputEvent], int]:
+        """Decode a batch: events to judge, dead letters and forwards into ``result``.
+
+        Returns the events and how many were forwarded to another replica.
+        """
+        horizon_ms = now_ms + self._max_future_skew_ms
+        outputs = result.outputs
+        consumed = result.consumed
+        # MQTT topics are per device and unbounded; count them under one label.
+        fixed_label = None if transport == "kafka" else transport
+        # MQTT has no partitions: an event for a service another replica owns goes on
+        # to its Kafka input topic, where that replica reads it.
+        keeper = self._state if transport != "kafka" else None
+        events: list[InputEvent] = []
+        forwarded = 0
+        for record in records:
+            consumed[fixed_label or record.topic] += 1
+            result.next_offsets[(record.topic, record.partition)] = record.offset + 1
+            try:
+                event = decode_event(record.value)
+            except DecodeError as exc:
+                outputs.append(self._dead_letter(record, exc.reason, now_ms, transport))
+                continue
+            if event.timestamp > horizon_ms:
+                # A clock far ahead would drag its service's event time forward and
+                # make every honest event look late; refuse it instead.
+                reason = (
+                    f"timestamp {event.timestamp} ms is more than "
+                    f"{self._max_future_skew_ms // 1000}s ahead of the guardian's clock"
+                )
+                outputs.append(self._dead_letter(record, reason, now_ms, transport))
+                continue
+            if keeper is not None and not keeper.owns(event.service):
+                role: Role = "metric" if type(event) is MetricEvent else "deploy"
+                outputs.append(OutputRecord(role, event.service.encode(), record.value))
+                forwarded += 1
+                continue
+            events.append(event)
+        return events, forwarded
 
     def _act(self, decision: Decision, now_ms: int, result: BatchResult) -> None:
         """Turn one decision into its output records, count it and log it."""

@@ -118,6 +118,7 @@ class KafkaSource:
             if not fresh:
                 return
             found = await consumer.offsets_for_times(dict.fromkeys(fresh, cutoff))
+            starts = await consumer.beginning_offsets(fresh)
         except KafkaError as exc:
             log.warning("history_seek_failed", error=str(exc))
             return
@@ -125,6 +126,7 @@ class KafkaSource:
             position = found.get(tp)
             if position is not None:
                 consumer.seek(tp, position.offset)
+                self.skipped += max(0, position.offset - starts.get(tp, position.offset))
             self._skip_before[tp] = cutoff
         log.info(
             "history_skipped_before",

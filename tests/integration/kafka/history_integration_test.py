@@ -3,6 +3,7 @@
 Records are produced with explicit Kafka timestamps, as a real backlog has
 them. On the embedded broker ``offsets_for_times`` answers offset 0, so the
 skip-by-timestamp fallback does the work; on Apache Kafka the seek does.
+Either way the records passed over are counted.
 """
 
 from __future__ import annotations

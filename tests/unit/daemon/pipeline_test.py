@@ -248,3 +248,31 @@ async def test_mqtt_events_before_any_assignment_are_forwarded() -> None:
     """Until this replica owns partitions, it judges no MQTT event itself."""
     keeper = StateKeeper(Engine(load_rules(RULES)))
     assert not keeper.owns("checkout")
+
+
+async def test_a_batch_is_judged_in_event_time_order() -> None:
+    """A backlog batch may bring a deploy's metrics before the deploy: the deploy goes first."""
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, _ = _pipeline(engine, sink)
+    started = orjson.dumps(
+        {
+            "kind": "deploy",
+            "type": "started",
+            "deploy_id": "d-1",
+            "service": "checkout",
+            "environment": "production",
+            "version": "2",
+            "timestamp": NOW_MS - 5000,
+        }
+    )
+    deploy = RawRecord("deploy.events", 0, 0, b"checkout", started, NOW_MS)
+    metrics = [_metric(i, 0, ts=NOW_MS - 4000 + i) for i in range(3)]
+    result = await pipeline.handle_batch([*metrics, deploy])
+    assert [type(e).__name__ for e in engine.seen] == [
+        "DeployEvent",
+        "MetricEvent",
+        "MetricEvent",
+        "MetricEvent",
+    ]
+    assert [e.timestamp for e in engine.seen][1:] == [NOW_MS - 4000, NOW_MS - 3999, NOW_MS - 3998]
+    assert result.next_offsets == {("metric.events", 0): 3, ("deploy.events", 0): 1}
