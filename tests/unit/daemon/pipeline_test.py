@@ -250,10 +250,7 @@ async def test_mqtt_events_before_any_assignment_are_forwarded() -> None:
     assert not keeper.owns("checkout")
 
 
-async def test_a_batch_is_judged_in_event_time_order() -> None:
-    """A backlog batch may bring a deploy's metrics before the deploy: the deploy goes first."""
-    engine, sink = FakeEngine(), FakeSink()
-    pipeline, _ = _pipeline(engine, sink)
+def _deploy_record(ts: int) -> RawRecord:
     started = orjson.dumps(
         {
             "kind": "deploy",
@@ -262,12 +259,23 @@ async def test_a_batch_is_judged_in_event_time_order() -> None:
             "service": "checkout",
             "environment": "production",
             "version": "2",
-            "timestamp": NOW_MS - 5000,
+            "timestamp": ts,
         }
     )
-    deploy = RawRecord("deploy.events", 0, 0, b"checkout", started, NOW_MS)
+    return RawRecord("deploy.events", 0, 0, b"checkout", started, ts)
+
+
+@pytest.mark.parametrize("chunk", [500, 2])
+async def test_a_batch_is_judged_in_event_time_order(chunk: int) -> None:
+    """A backlog batch may bring a deploy's metrics before the deploy: the deploy goes first.
+
+    Also when the batch is judged in chunks (the deploy would land in the last one).
+    """
+    engine, sink = FakeEngine(), FakeSink()
+    pipeline, _ = _pipeline(engine, sink)
+    deploy = _deploy_record(NOW_MS - 5000)
     metrics = [_metric(i, 0, ts=NOW_MS - 4000 + i) for i in range(3)]
-    result = await pipeline.handle_batch([*metrics, deploy])
+    result = await pipeline.judge_in_chunks([*metrics, deploy], chunk=chunk)
     assert [type(e).__name__ for e in engine.seen] == [
         "DeployEvent",
         "MetricEvent",
