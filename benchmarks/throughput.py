@@ -128,15 +128,18 @@ async def bare_consumer(bootstrap: str, topic: str, expected: int) -> float:
 
 
 async def guardian_rate(bootstrap: str, args: Any, topic: str, deploy_topic: str) -> float:
-    """Events/s of ``guardian run`` on the same topic, read from its /metrics."""
-    port = free_port()
-    env = {
+    """Events/s of ``guardian run`` (``--replicas`` of them in one group), from their /metrics.
+
+    With several replicas the clock starts once every replica reports ready
+    (partitions assigned), so group joins and their rebalances are not timed.
+    """
+    ports = [free_port() for _ in range(args.replicas)]
+    base_env = {
         **os.environ,
         "GUARDIAN_BOOTSTRAP_SERVERS": bootstrap,
         "GUARDIAN_GROUP_ID": f"guardian-bench-{os.getpid()}",
         "GUARDIAN_METRIC_TOPIC": topic,
         "GUARDIAN_DEPLOY_TOPIC": deploy_topic,
-        "GUARDIAN_HTTP": f"127.0.0.1:{port}",
         "GUARDIAN_RULES": str(REPO / "rules"),
         "GUARDIAN_LOG_LEVEL": "warning",
         "GUARDIAN_SESSION_TIMEOUT_MS": "6000",
@@ -144,36 +147,67 @@ async def guardian_rate(bootstrap: str, args: Any, topic: str, deploy_topic: str
         "GUARDIAN_MAX_FUTURE_SKEW_S": str(10**9),
     }
     guardian = str(Path(sys.executable).with_name("guardian"))
-    process = subprocess.Popen([guardian, "run"], env=env, stdout=subprocess.DEVNULL)
+    processes = [
+        subprocess.Popen(
+            [guardian, "run"],
+            env={**base_env, "GUARDIAN_HTTP": f"127.0.0.1:{port}"},
+            stdout=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     expected = args.events + args.deploys
-    needle = "guardian_events_consumed_total{"
     first = last = first_count = 0.0
     try:
         async with aiohttp.ClientSession() as http:
             while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"guardian exited with {process.returncode}")
-                consumed = 0.0
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        for line in (await response.text()).splitlines():
-                            if line.startswith(needle):
-                                consumed += float(line.rsplit(" ", 1)[1])
-                except aiohttp.ClientError:
-                    pass
+                for process in processes:
+                    if process.poll() is not None:
+                        raise SystemExit(f"guardian exited with {process.returncode}")
+                counts = [await _consumed(http, port) for port in ports]
+                consumed = sum(c for c in counts if c is not None)
                 now = time.perf_counter()
-                if consumed and not first:
+                everyone = all(c is not None for c in counts)
+                if args.replicas > 1 and everyone and not first:
+                    everyone = all([await _ready(http, port) for port in ports])
+                if consumed and everyone and not first:
                     first, first_count = now, consumed
                 if consumed >= expected:
                     last = now
                     break
                 await asyncio.sleep(0.02)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    if not first:
+        raise SystemExit(
+            "every record was consumed before all replicas were ready: use more --events"
+        )
     # Count from the first poll that saw records: what came before it is not timed.
     rate: float = (expected - first_count) / max(last - first, 1e-6)
     return rate
+
+
+async def _consumed(http: aiohttp.ClientSession, port: int) -> float | None:
+    """Records a replica has taken, from its /metrics; None while it does not answer yet."""
+    needle = "guardian_events_consumed_total{"
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(needle)
+    )
+
+
+async def _ready(http: aiohttp.ClientSession, port: int) -> bool:
+    try:
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
 
 
 async def main() -> None:
@@ -182,6 +216,9 @@ async def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--deploys", type=int, default=50)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="guardian processes in one consumer group"
+    )
     parser.add_argument("--bootstrap-servers", default=None)
     args = parser.parse_args()
     broker = None
@@ -209,6 +246,7 @@ async def main() -> None:
                 "services": args.services,
                 "deploys": args.deploys,
                 "partitions": args.partitions,
+                "replicas": args.replicas,
                 "produce_s": round(produce_s, 2),
                 "bare_events_per_s": round(bare),
                 "guardian_events_per_s": round(guardian),
