@@ -119,14 +119,16 @@ class KafkaSource:
                 return
             found = await consumer.offsets_for_times(dict.fromkeys(fresh, cutoff))
             starts = await consumer.beginning_offsets(fresh)
+            # No record at or after the cutoff: the whole partition is history.
+            ends = await consumer.end_offsets([tp for tp in fresh if found.get(tp) is None])
         except KafkaError as exc:
             log.warning("history_seek_failed", error=str(exc))
             return
         for tp in fresh:
             position = found.get(tp)
-            if position is not None:
-                consumer.seek(tp, position.offset)
-                self.skipped += max(0, position.offset - starts.get(tp, position.offset))
+            offset = position.offset if position is not None else ends[tp]
+            consumer.seek(tp, offset)
+            self.skipped += max(0, offset - starts.get(tp, offset))
             self._skip_before[tp] = cutoff
         log.info(
             "history_skipped_before",
