@@ -91,6 +91,11 @@ class GuardianMetrics:
         self.tracked_series = Gauge(
             "guardian_tracked_series", "Metric series held in window state", registry=r
         )
+        self.services_expired = Counter(
+            "guardian_services_expired",
+            "Services forgotten after idle_service_ttl_s without events or a live deploy",
+            registry=r,
+        )
         self.rule_reloads = Counter(
             "guardian_rule_reloads", "Rule reloads by outcome", ["outcome"], registry=r
         )

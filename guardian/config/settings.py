@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Events further ahead of the wall clock are dead-lettered"
     )
     max_series: int = Field(100_000, ge=1, description="Cap on tracked metric series")
+    idle_service_ttl_s: float = Field(
+        7200.0,
+        ge=0,
+        description="A service silent this long (event time), with no live deploy, is "
+        "forgotten; never less than the rules' history horizon; 0 keeps all",
+    )
     dlq_max_original_bytes: int = Field(
         512 * 1024, ge=1024, description="Original bytes kept in a dead letter before truncation"
     )

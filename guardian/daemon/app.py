@@ -77,10 +77,16 @@ class Daemon:
         """Run until a stop request; raise on fatal errors."""
         s = self.settings
         rules = load_rules(s.rules)  # invalid rules: refuse to start (ConfigError)
+        lateness_ms = int(s.allowed_lateness_s * 1000)
+        horizon_ms = history_horizon_ms(rules, lateness_ms)
         engine = Engine(
             rules,
             max_series=s.max_series,
-            allowed_lateness_ms=int(s.allowed_lateness_s * 1000),
+            allowed_lateness_ms=lateness_ms,
+            # Never forget what a rule could still read.
+            idle_ttl_ms=max(int(s.idle_service_ttl_s * 1000), horizon_ms)
+            if s.idle_service_ttl_s
+            else None,
         )
         self.metrics.rules_loaded.set(len(rules))
         for topic in (s.deploy_topic, s.metric_topic):
@@ -141,9 +147,7 @@ class Daemon:
                     [s.deploy_topic, s.metric_topic],
                     on_assignment,
                     # A group's first start passes over history no rule can still use.
-                    history_horizon_ms=history_horizon_ms(rules, int(s.allowed_lateness_s * 1000))
-                    if s.auto_offset_reset == "earliest"
-                    else None,
+                    history_horizon_ms=horizon_ms if s.auto_offset_reset == "earliest" else None,
                 )
             )
             notifier = await stack.enter_async_context(
@@ -236,6 +240,7 @@ class Daemon:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
         exported = {"late": 0, "duplicate": 0, "series_cap": 0, "history": 0}
         reported_errors: set[str] = set()
+        exported_expired = 0
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
             for rule, error in engine.rule_errors.items():
@@ -246,6 +251,9 @@ class Daemon:
             stats = engine.stats
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)
+            if stats.expired_services > exported_expired:
+                self.metrics.services_expired.inc(stats.expired_services - exported_expired)
+                exported_expired = stats.expired_services
             for reason, total in (
                 ("late", stats.late_events),
                 ("duplicate", stats.duplicate_events),

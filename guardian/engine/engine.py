@@ -40,6 +40,7 @@ from guardian.engine.evaluate import (
     resolved_decision,
 )
 from guardian.engine.explain import explain_deploy
+from guardian.engine.ownership import expire_idle
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey, compile_rules
 from guardian.engine.rules.loader import RuleSet
 from guardian.engine.snapshot import restore_service, snapshot_service
@@ -49,6 +50,7 @@ from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEven
 
 _NONE: list[Decision] = []
 _CONTEXT_BASELINE_MS = 30 * 60_000
+_SWEEP_EVERY_MS = 60_000  # event time between idle-service sweeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class EngineStats:
     duplicate_events: int
     series_cap_rejections: int
     active_deploys: int
+    expired_services: int
 
 
 def _in_scope(rule: CompiledRule, deploy: DeployState | None, applies: bool, region: str) -> bool:
@@ -77,10 +80,19 @@ class Engine:
     """Pure rule evaluation over event time; one instance per partition set."""
 
     def __init__(
-        self, rules: RuleSet, *, max_series: int = 100_000, allowed_lateness_ms: int = 60_000
+        self,
+        rules: RuleSet,
+        *,
+        max_series: int = 100_000,
+        allowed_lateness_ms: int = 60_000,
+        idle_ttl_ms: int | None = None,
     ) -> None:
         self._max_series = max_series
         self._lateness = allowed_lateness_ms
+        # Services silent this long (event time) without a live deploy are forgotten.
+        self._idle_ttl_ms = idle_ttl_ms
+        self._next_sweep_ms = 0
+        self._expired = 0
         self._services: dict[tuple[str, str], ServiceState] = {}
         self._plans: dict[tuple[str, str], tuple[list[CompiledRule], dict[MeasureKey, int]]] = {}
         self._deploys: dict[str, tuple[ServiceState, DeployState]] = {}
@@ -377,7 +389,10 @@ class Engine:
         heapq.heappush(self._timers, (due, self._seq, kind, a, b))
 
     def advance(self, now_ms: int) -> list[Decision]:
-        """Let event time reach ``now_ms``: escalations, bake ends, no-data alerts."""
+        """Let event time reach ``now_ms``: escalations, bake ends, no-data alerts, expiry."""
+        if self._idle_ttl_ms is not None and now_ms >= self._next_sweep_ms:
+            self._next_sweep_ms = now_ms + _SWEEP_EVERY_MS
+            self._expired += expire_idle(self, now_ms - self._idle_ttl_ms)
         timers = self._timers
         if not timers or timers[0][0] > now_ms:
             return _NONE
@@ -398,6 +413,7 @@ class Engine:
             duplicate_events=self._duplicates,
             series_cap_rejections=self._rejected,
             active_deploys=active,
+            expired_services=self._expired,
         )
 
     def deploy_of(self, service: str, environment: str) -> DeployInfo | None:
