@@ -21,6 +21,8 @@ from guardian.errors import ConfigError, GuardianError
 EXIT_CONFIG = 2
 EXIT_FATAL = 1
 EXIT_FORCED = 130
+# Signals closer together than this are one request delivered twice.
+_REPEAT_WINDOW_S = 1.0
 
 
 def register(app: typer.Typer) -> None:
@@ -82,14 +84,19 @@ def _serve(settings: object) -> int:
     async def main() -> None:
         daemon = Daemon(settings)
         loop = asyncio.get_running_loop()
-        signals_seen = 0
+        first_signal_at: float | None = None
 
         def on_stop_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen > 1:
+            nonlocal first_signal_at
+            if first_signal_at is not None:
+                # A copy of the first signal (``timeout`` and some shells signal the process
+                # and its group) must not turn the drain into a forced exit; a second
+                # request from a person a moment later does.
+                if loop.time() - first_signal_at < _REPEAT_WINDOW_S:
+                    return
                 log.warning("forced_exit", signal=signal.Signals(signum).name)
                 os._exit(EXIT_FORCED)
+            first_signal_at = loop.time()
             log.info("stop_requested", signal=signal.Signals(signum).name)
             daemon.request_stop()
             # The drain must finish within the grace period, or we leave anyway.

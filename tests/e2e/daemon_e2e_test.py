@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -11,7 +13,7 @@ import orjson
 import pytest
 
 from guardian.config.settings import Settings
-from guardian.kafka.embedded import free_port
+from guardian.kafka.embedded import EmbeddedBroker, free_port
 from tests.e2e.support import GUARDIAN, guardian_process, settings_env, wait_exit, wait_ready
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce, produce_json, read_until
@@ -129,3 +131,46 @@ def test_version_and_help() -> None:
     assert version.stdout.decode().startswith("guardian ")
     helptext = subprocess.run([GUARDIAN, "--help"], capture_output=True, check=True)
     assert "run" in helptext.stdout.decode()
+
+
+async def test_a_stop_signal_delivered_twice_still_drains(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """``timeout`` and some shells signal the process and its group: one request, exit 0."""
+    settings = settings_factory()
+    with guardian_process(settings_env(settings), log_path=tmp_path / "g.log") as process:
+        await wait_ready(settings.http_port, process)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.1)  # apart, so the kernel cannot merge them into one
+        process.send_signal(signal.SIGTERM)
+        assert await wait_exit(process) == 0
+    events = _log_events(tmp_path / "g.log")
+    assert "drained" in events
+    assert "forced_exit" not in events
+
+
+async def test_a_second_stop_request_during_a_stuck_drain_forces_exit(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The broker is frozen, so the drain hangs; a second SIGTERM 2 s later exits 130."""
+    async with EmbeddedBroker() as broker:
+        settings = settings_factory(bootstrap_servers=broker.bootstrap_servers, grace_period_s=30)
+        env = settings_env(settings)
+        with guardian_process(env, log_path=tmp_path / "g.log") as process:
+            await wait_ready(settings.http_port, process)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
+            try:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(2.0)  # past the window in which a repeat is a copy
+                assert process.poll() is None, "the drain should still be waiting on the broker"
+                process.send_signal(signal.SIGTERM)
+                assert await wait_exit(process) == 130
+            finally:
+                os.kill(broker.pid, signal.SIGCONT)
+    assert "forced_exit" in _log_events(tmp_path / "g.log")
+
+
+def _log_events(path: Path) -> list[str]:
+    lines = path.read_bytes().splitlines()
+    return [orjson.loads(line)["event"] for line in lines if line.startswith(b"{")]
