@@ -135,7 +135,9 @@ class Daemon:
                     partitions = source.partition_count(s.metric_topic) or s.topic_partitions
                     owned = owned_partitions(parts, (s.deploy_topic, s.metric_topic))
                     await keeper.rebalance(
-                        owned, partitions, lambda: read_latest(s, bootstrap, s.state_topic)
+                        owned,
+                        partitions,
+                        lambda keep: read_latest(s, bootstrap, s.state_topic, keep=keep),
                     )
                     self.metrics.owned_partitions.set(len(owned))
                 self.readiness.set("partitions_assigned", bool(parts))

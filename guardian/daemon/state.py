@@ -95,15 +95,26 @@ class StateKeeper:
         self,
         owned: set[int],
         partitions: int,
-        load_latest: Callable[[], Awaitable[dict[bytes, bytes]]],
+        load_latest: Callable[[Callable[[bytes], bool]], Awaitable[dict[bytes, bytes]]],
     ) -> None:
-        """Drop services that left, restore the ones that arrived (from the changelog)."""
+        """Drop services that left, restore the ones that arrived (from the changelog).
+
+        ``load_latest(keep)`` reads the changelog's latest value per key, holding
+        only the keys ``keep`` accepts: the services of the gained partitions.
+        """
         dropped = self.drop_unowned(owned, partitions)
         gained = owned - self._owned
         # Gained partitions are owned only once restored (``owns`` says no meanwhile).
         self._owned &= owned
         self._partitions = partitions
-        restored = self.restore(await load_latest(), gained, partitions) if gained else 0
+        restored = 0
+        if gained:
+
+            def wanted(key: bytes) -> bool:
+                parsed = parse_state_key(key)
+                return parsed is not None and partition_of(parsed[0], partitions) in gained
+
+            restored = self.restore(await load_latest(wanted), gained, partitions)
         self._owned = set(owned)
         log.info(
             "state_rebuilt",

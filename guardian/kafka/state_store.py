@@ -14,6 +14,7 @@ empty.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -27,6 +28,48 @@ async def read_topic(
     settings: Settings, bootstrap_servers: str, topic: str, timeout_s: float = 60.0
 ) -> list[tuple[bytes | None, bytes | None]]:
     """Every record of a topic, in order per partition, as (key, value)."""
+    records: list[tuple[bytes | None, bytes | None]] = []
+    await _scan(settings, bootstrap_servers, topic, timeout_s, records.extend)
+    return records
+
+
+async def read_latest(
+    settings: Settings,
+    bootstrap_servers: str,
+    topic: str,
+    timeout_s: float = 60.0,
+    keep: Callable[[bytes], bool] | None = None,
+) -> dict[bytes, bytes]:
+    """Every key's latest value on a topic (tombstones remove the key).
+
+    Folded as it is read, so memory holds one value per key, not every
+    version the topic still has (compaction lags, and some brokers never
+    compact). ``keep`` drops keys of no interest (another replica's services)
+    before their values are held.
+    """
+    latest: dict[bytes, bytes] = {}
+
+    def fold(batch: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        for key, value in batch:
+            if key is None or (keep is not None and not keep(key)):
+                continue
+            if value is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = value
+
+    await _scan(settings, bootstrap_servers, topic, timeout_s, fold)
+    return latest
+
+
+async def _scan(
+    settings: Settings,
+    bootstrap_servers: str,
+    topic: str,
+    timeout_s: float,
+    each_batch: Callable[[Iterable[tuple[bytes | None, bytes | None]]], None],
+) -> None:
+    """Hand every record of a topic, batch by batch, to ``each_batch``; stop at its end."""
     consumer = AIOKafkaConsumer(
         **connection_options(settings, bootstrap_servers),
         group_id=None,
@@ -34,7 +77,6 @@ async def read_topic(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
     )
-    records: list[tuple[bytes | None, bytes | None]] = []
     try:
         await consumer.start()
         await consumer.topics()  # refresh metadata so the topic's partitions are known
@@ -42,7 +84,7 @@ async def read_topic(
             TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
         ]
         if not partitions:
-            return records
+            return
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -50,7 +92,7 @@ async def read_topic(
         while True:
             batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
             for messages in batches.values():
-                records.extend((message.key, message.value) for message in messages)
+                each_batch((message.key, message.value) for message in messages)
             if not batches:
                 positions = [await consumer.position(tp) for tp in partitions]
                 if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
@@ -61,19 +103,3 @@ async def read_topic(
         raise SourceError(f"cannot read {topic}: {exc}") from exc
     finally:
         await consumer.stop()
-    return records
-
-
-async def read_latest(
-    settings: Settings, bootstrap_servers: str, topic: str, timeout_s: float = 60.0
-) -> dict[bytes, bytes]:
-    """Every key's latest value on a topic (tombstones remove the key)."""
-    latest: dict[bytes, bytes] = {}
-    for key, value in await read_topic(settings, bootstrap_servers, topic, timeout_s):
-        if key is None:
-            continue
-        if value is None:
-            latest.pop(key, None)
-        else:
-            latest[key] = value
-    return latest

@@ -38,6 +38,8 @@ async def test_latest_value_per_key_wins_and_tombstones_delete(
         await producer.stop()
     latest = await read_latest(settings, bootstrap, settings.state_topic)
     assert latest == {b"a": b"2", b"b": b"1"}
+    only_a = await read_latest(settings, bootstrap, settings.state_topic, keep=lambda k: k == b"a")
+    assert only_a == {b"a": b"2"}
 
 
 async def test_missing_topic_reads_as_empty(settings_factory: Callable[..., Settings]) -> None:

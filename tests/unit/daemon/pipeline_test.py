@@ -205,7 +205,7 @@ async def test_chunked_judging_equals_judging_at_once() -> None:
 async def _keeper_owning(partitions: set[int]) -> StateKeeper:
     keeper = StateKeeper(Engine(load_rules(RULES)))
 
-    async def nothing_stored() -> dict[bytes, bytes]:
+    async def nothing_stored(_keep: object) -> dict[bytes, bytes]:
         return {}
 
     await keeper.rebalance(partitions, 4, nothing_stored)

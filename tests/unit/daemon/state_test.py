@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -84,10 +85,14 @@ async def test_rebalance_restores_gained_and_drops_lost_services() -> None:
     engine = Engine(load_rules(RULES))
     keeper = StateKeeper(engine)
 
-    async def load() -> dict[bytes, bytes]:
-        return saved
+    offered: list[bytes] = []
+
+    async def load(keep: Callable[[bytes], bool]) -> dict[bytes, bytes]:
+        offered.extend(key for key in saved if keep(key))
+        return {key: value for key, value in saved.items() if keep(key)}
 
     await keeper.rebalance({0, 1}, 4, load)
+    assert b"request:1" not in offered  # only the gained partitions' snapshots are held
     owned = {s for s in services if partition_of(s, 4) in {0, 1}}
     assert {s for s in services if engine.deploy_of(s, "production")} == owned
 
