@@ -24,6 +24,7 @@ from guardian.kafka.embedded import broker_binary, free_port
 from tests.support.kafka import unique
 
 REPO = Path(__file__).resolve().parent.parent
+_EXTERNAL_KAFKA = bool(os.environ.get("GUARDIAN_TEST_BOOTSTRAP_SERVERS"))
 
 
 def _wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
@@ -78,8 +79,9 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
             "rules": REPO / "rules",
             "http": f"127.0.0.1:{free_port()}",
             # Short sessions: a group join on the embedded broker takes half of it.
-            "session_timeout_ms": 2000,
-            "heartbeat_interval_ms": 500,
+            # Apache Kafka refuses sessions under group.min.session.timeout.ms (6 s).
+            "session_timeout_ms": 6000 if _EXTERNAL_KAFKA else 2000,
+            "heartbeat_interval_ms": 1000 if _EXTERNAL_KAFKA else 500,
             "fetch_max_wait_ms": 20,
             "grace_period_s": 10,
         }
