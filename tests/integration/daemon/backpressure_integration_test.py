@@ -31,6 +31,7 @@ _BATCH = 100
 async def test_stalled_sink_pauses_consumption_and_commits_nothing(
     settings_factory: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """While every send waits, one batch at most is taken and nothing is committed."""
     gate = asyncio.Event()
     gate.set()
     send = KafkaSink.send
@@ -65,6 +66,7 @@ async def test_stalled_sink_pauses_consumption_and_commits_nothing(
         commands = await read_until(bootstrap, settings.command_topic, bool, timeout_s=30)
         commands += await read_for(bootstrap, settings.command_topic, 2)
         await _wait_committed(bootstrap, settings, total)
+    assert commands, "no rollback command once the sink came back"
     assert {c["command_id"] for c in commands} == {commands[0]["command_id"]}
     assert commands[0]["deploy_id"] == "d-slow"
 
