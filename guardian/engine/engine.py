@@ -2,8 +2,9 @@
 
 ``Engine.process`` takes one decoded event and returns the decisions it
 causes; ``Engine.advance`` lets event time pass (rollback timeouts, bake
-ends, no-data alerts) and is cheap and idempotent because it only pops due
-timers from a heap. The engine reads no clock: "now" is the watermark of the
+ends, no-data alerts, forgetting idle services) and is cheap and idempotent
+because it only pops due timers from a heap (and sweeps for idle services
+once a minute of event time). The engine reads no clock: "now" is the watermark of the
 event's (service, environment), i.e. the newest event time seen for it.
 
 Policies that span rules live here: the ``for`` clock and cooldown per rule
