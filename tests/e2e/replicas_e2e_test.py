@@ -1,10 +1,11 @@
-"""Two replicas in one group: killing one hands its services to the other, no decision lost."""
+"""Two and three replicas in one group: killing one hands its services on, no decision lost."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -18,58 +19,77 @@ from tests.support.kafka import produce_json, read_for, read_until
 pytestmark = pytest.mark.kafka
 
 SERVICES = [f"svc-{i}" for i in range(8)]
+HEALTHY = [f"fine-{i}" for i in range(4)]
 
 
-async def test_surviving_replica_takes_over_and_rolls_back_once(
-    settings_factory: Callable[..., Settings], tmp_path: Path
+@pytest.mark.parametrize("replicas", [2, 3])
+async def test_surviving_replicas_take_over_and_roll_back_once(
+    replicas: int, settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    """Deploys seen by a killed replica are rolled back by the survivor, one command each."""
+    """Deploys seen by a killed replica are rolled back by the survivors, one command each.
+
+    With three members aiokafka's default round-robin assignor split a
+    service's deploy and metric partitions between replicas; healthy deploys
+    alongside catch a false rollback as surely as a missed one.
+    """
     settings = settings_factory()
     bootstrap = settings.bootstrap_servers
     assert bootstrap
     env = settings_env(settings)
-    second_port = free_port()
-    with (
-        guardian_process(env, log_path=tmp_path / "a.log") as first,
-        guardian_process(
-            {**env, "GUARDIAN_HTTP": f"127.0.0.1:{second_port}"}, log_path=tmp_path / "b.log"
-        ) as second,
-    ):
-        await wait_ready(settings.http_port, first)
-        await wait_ready(second_port, second)
+    ports = [settings.http_port] + [free_port() for _ in range(replicas - 1)]
+    with ExitStack() as stack:
+        processes = [
+            stack.enter_context(
+                guardian_process(
+                    {**env, "GUARDIAN_HTTP": f"127.0.0.1:{port}"},
+                    log_path=tmp_path / f"replica-{index}.log",
+                )
+            )
+            for index, port in enumerate(ports)
+        ]
+        for port, process in zip(ports, processes, strict=True):
+            await wait_ready(port, process)
         await produce_json(
             bootstrap,
             settings.deploy_topic,
-            [deploy(deploy_id=f"d-{s}", service=s, strategy="rolling") for s in SERVICES],
+            [deploy(deploy_id=f"d-{s}", service=s, strategy="rolling") for s in SERVICES + HEALTHY],
         )
         healthy = [
             e
-            for s in SERVICES
+            for s in SERVICES + HEALTHY
             for e in traffic(
                 service=s, start_ms=T0 - 120_000, seconds=150, every_s=5, error_rate=0.004
             )
         ]
         await produce_json(bootstrap, settings.metric_topic, healthy)
-        await asyncio.sleep(3)  # both replicas judge and snapshot their half
-        first.send_signal(signal.SIGKILL)
-        await wait_exit(first)
+        await asyncio.sleep(3)  # every replica judges and snapshots its share
+        victim, survivors = processes[0], processes[1:]
+        victim.send_signal(signal.SIGKILL)
+        await wait_exit(victim)
         bad = [
             e
             for s in SERVICES
             for e in traffic(service=s, start_ms=T0 + 30_000, seconds=120, error_rate=0.09)
         ]
-        await produce_json(bootstrap, settings.metric_topic, bad)
-        commands = await read_until(
+        still_fine = [
+            e
+            for s in HEALTHY
+            for e in traffic(service=s, start_ms=T0 + 30_000, seconds=120, error_rate=0.004)
+        ]
+        await produce_json(bootstrap, settings.metric_topic, bad + still_fine)
+        await read_until(
             bootstrap,
             settings.command_topic,
             lambda seen: {c["deploy_id"] for c in seen} >= {f"d-{s}" for s in SERVICES},
             timeout_s=60,
         )
         commands = await read_for(bootstrap, settings.command_topic, 2.0)
-        second.send_signal(signal.SIGTERM)
-        assert await wait_exit(second) == 0
+        for survivor in survivors:
+            survivor.send_signal(signal.SIGTERM)
+        for survivor in survivors:
+            assert await wait_exit(survivor) == 0
     by_deploy: dict[str, set[str]] = {}
     for command in commands:
         by_deploy.setdefault(command["deploy_id"], set()).add(command["command_id"])
-    assert set(by_deploy) == {f"d-{s}" for s in SERVICES}
+    assert set(by_deploy) == {f"d-{s}" for s in SERVICES}, "a deploy missed or falsely rolled back"
     assert all(len(ids) == 1 for ids in by_deploy.values())
