@@ -17,24 +17,39 @@ def unique(prefix: str) -> str:
 
 
 async def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    timestamp_ms: int | None = None,
 ) -> None:
-    """Write records (key, value) and wait until the broker acknowledged them."""
+    """Write records (key, value) and wait until the broker acknowledged them.
+
+    ``timestamp_ms`` sets their Kafka timestamp (a backlog's records are old).
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, key=key, value=value) for key, value in records]
+        futures = [
+            await producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
+            for key, value in records
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
 
 
-async def produce_json(bootstrap: str, topic: str, events: Iterable[dict[str, Any]]) -> None:
+async def produce_json(
+    bootstrap: str,
+    topic: str,
+    events: Iterable[dict[str, Any]],
+    timestamp_ms: int | None = None,
+) -> None:
     """Write JSON events keyed by their service."""
     await produce(
         bootstrap,
         topic,
         ((str(e.get("service", "")).encode(), orjson.dumps(e)) for e in events),
+        timestamp_ms,
     )
 
 

@@ -14,13 +14,13 @@ from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import CollectorRegistry
 
 from guardian.config.settings import Settings
 from guardian.kafka.sink import KafkaSink
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce_json, read_for, read_until
+from tests.support.metrics import events_consumed
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
@@ -54,15 +54,15 @@ async def test_stalled_sink_pauses_consumption_and_commits_nothing(
         await produce_json(bootstrap, settings.metric_topic, background)
         total = 1 + 150 + len(background)
 
-        await eventually(lambda: _consumed(daemon.metrics.registry) > 0)
+        await eventually(lambda: events_consumed(daemon.metrics.registry) > 0)
         await asyncio.sleep(3)  # time enough to read everything, were nothing holding it back
-        held = _consumed(daemon.metrics.registry)
+        held = events_consumed(daemon.metrics.registry)
         assert 0 < held <= _BATCH, f"{held} records taken while the sink was stalled"
         assert await _committed(bootstrap, settings) == committed_before
         assert await read_for(bootstrap, settings.command_topic, 1) == []
 
         gate.set()
-        await eventually(lambda: _consumed(daemon.metrics.registry) == total, timeout_s=60)
+        await eventually(lambda: events_consumed(daemon.metrics.registry) == total, timeout_s=60)
         commands = await read_until(bootstrap, settings.command_topic, bool, timeout_s=30)
         commands += await read_for(bootstrap, settings.command_topic, 2)
         await _wait_committed(bootstrap, settings, total)
@@ -98,13 +98,3 @@ async def _wait_committed(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"committed {offsets}, expected {total} in all")
         await asyncio.sleep(0.2)
-
-
-def _consumed(registry: CollectorRegistry) -> float:
-    return sum(
-        sample.value
-        for metric in registry.collect()
-        if metric.name == "guardian_events_consumed"
-        for sample in metric.samples
-        if sample.name == "guardian_events_consumed_total"
-    )

@@ -12,7 +12,6 @@ import signal
 from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from guardian.config.settings import Settings
 from guardian.daemon import app as daemon_app
@@ -20,6 +19,7 @@ from guardian.kafka.embedded import EmbeddedBroker
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import T0, deploy, traffic
 from tests.support.kafka import produce_json, read_for, read_until
+from tests.support.metrics import events_consumed
 from tests.support.s3 import s3_server
 from tests.support.waiting import eventually
 
@@ -80,7 +80,7 @@ async def test_broker_restarted_with_its_data(
                     bootstrap, settings.deploy_topic, [deploy(deploy_id="d-restart")]
                 )
                 await produce_json(bootstrap, settings.metric_topic, traffic(seconds=60))
-                await eventually(lambda: _consumed(daemon.metrics.registry) >= 61)
+                await eventually(lambda: events_consumed(daemon.metrics.registry) >= 61)
 
                 await broker.stop()
                 await eventually(lambda: not daemon.readiness.ready)
@@ -103,20 +103,3 @@ async def test_broker_restarted_with_its_data(
     ids = {c["command_id"] for c in commands}
     assert [c["deploy_id"] for c in commands][:1] == ["d-restart"]
     assert len(ids) == 1, commands
-
-
-def _consumed(registry: CollectorRegistry) -> float:
-    return sum(
-        registry.get_sample_value("guardian_events_consumed_total", {"topic": topic}) or 0.0
-        for topic in _input_topics(registry)
-    )
-
-
-def _input_topics(registry: CollectorRegistry) -> set[str]:
-    return {
-        sample.labels["topic"]
-        for metric in registry.collect()
-        if metric.name == "guardian_events_consumed"
-        for sample in metric.samples
-        if "topic" in sample.labels
-    }

@@ -12,41 +12,19 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from guardian.config.settings import Settings
 from guardian.kafka.admin import ensure_topics
 from guardian.kafka.source import KafkaSource, RawRecord
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import deploy, traffic
-from tests.support.kafka import read_for, read_until
+from tests.support.kafka import produce_json, read_for, read_until
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
 HOUR_MS = 3_600_000
-
-
-async def _produce_at(
-    bootstrap: str, topic: str, events: list[dict[str, object]], kafka_ts_ms: int
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                topic,
-                orjson.dumps(event),
-                key=str(event["service"]).encode(),
-                timestamp_ms=kafka_ts_ms,
-            )
-            for event in events
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def _take(source: KafkaSource, count: int, timeout_s: float = 30) -> list[RawRecord]:
@@ -71,8 +49,8 @@ async def test_fresh_group_skips_old_records_and_a_committed_group_does_not(
     assert bootstrap
     await ensure_topics(settings, bootstrap)
     topic = settings.metric_topic
-    await _produce_at(bootstrap, topic, traffic(seconds=50), _now_ms() - 3 * HOUR_MS)
-    await _produce_at(bootstrap, topic, traffic(seconds=10), _now_ms())
+    await produce_json(bootstrap, topic, traffic(seconds=50), _now_ms() - 3 * HOUR_MS)
+    await produce_json(bootstrap, topic, traffic(seconds=10), _now_ms())
 
     async with KafkaSource(settings, bootstrap, [topic], history_horizon_ms=HOUR_MS) as source:
         taken = await _take(source, 10)
@@ -82,7 +60,7 @@ async def test_fresh_group_skips_old_records_and_a_committed_group_does_not(
         await source.commit({(topic, 0): taken[-1].offset + 1})
 
     # A producer whose clock lags: its records are old by timestamp but new to the group.
-    await _produce_at(bootstrap, topic, traffic(seconds=5), _now_ms() - 3 * HOUR_MS)
+    await produce_json(bootstrap, topic, traffic(seconds=5), _now_ms() - 3 * HOUR_MS)
     async with KafkaSource(settings, bootstrap, [topic], history_horizon_ms=HOUR_MS) as source:
         taken = await _take(source, 5)
         assert source.skipped == 0
@@ -98,17 +76,17 @@ async def test_daemon_first_start_judges_recent_deploys_only(
     assert bootstrap
     await ensure_topics(settings, bootstrap)
     old = _now_ms() - 3 * HOUR_MS
-    await _produce_at(
+    await produce_json(
         bootstrap, settings.deploy_topic, [deploy(deploy_id="d-old", service="legacy")], old
     )
-    await _produce_at(
+    await produce_json(
         bootstrap,
         settings.metric_topic,
         traffic(service="legacy", seconds=150, error_rate=0.08, cohort="canary"),
         old,
     )
-    await _produce_at(bootstrap, settings.deploy_topic, [deploy(deploy_id="d-new")], _now_ms())
-    await _produce_at(
+    await produce_json(bootstrap, settings.deploy_topic, [deploy(deploy_id="d-new")], _now_ms())
+    await produce_json(
         bootstrap,
         settings.metric_topic,
         traffic(seconds=150, error_rate=0.08, cohort="canary"),
