@@ -240,9 +240,10 @@ class Daemon:
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""
-        exported = {"late": 0, "duplicate": 0, "series_cap": 0, "history": 0}
+        # The engine and source keep running totals; Prometheus counters take increments.
+        exported: dict[str, int] = {}
+        rejected, expired = self.metrics.events_rejected, self.metrics.services_expired
         reported_errors: set[str] = set()
-        exported_expired = 0
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
             for rule, error in engine.rule_errors.items():
@@ -253,18 +254,18 @@ class Daemon:
             stats = engine.stats
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)
-            if stats.expired_services > exported_expired:
-                self.metrics.services_expired.inc(stats.expired_services - exported_expired)
-                exported_expired = stats.expired_services
-            for reason, total in (
+            for name, total in (
                 ("late", stats.late_events),
                 ("duplicate", stats.duplicate_events),
                 ("series_cap", stats.series_cap_rejections),
                 ("history", source.skipped),
+                ("expired", stats.expired_services),
             ):
-                if total > exported[reason]:
-                    self.metrics.events_rejected.labels(reason).inc(total - exported[reason])
-                    exported[reason] = total
+                if total > exported.get(name, 0):
+                    # A label appears on /metrics only once something was counted under it.
+                    counter = expired if name == "expired" else rejected.labels(name)
+                    counter.inc(total - exported.get(name, 0))
+                    exported[name] = total
             try:
                 lags = await asyncio.wait_for(source.lag(), timeout=_BROKER_PROBE_TIMEOUT_S)
             except (TimeoutError, GuardianError, OSError) as exc:
