@@ -44,7 +44,8 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker, free_port  # noqa: E402
+from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from guardian.ports import free_port  # noqa: E402
 
 TOKENS = {"bench-a": "bench-token-a-0123456789", "bench-b": "bench-token-b-0123456789"}
 SERVICES = 200

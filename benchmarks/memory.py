@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaProducer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker, free_port  # noqa: E402
+from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from guardian.ports import free_port  # noqa: E402
 
 T0 = 1795478400000
 REGIONS = ("us-east", "eu-west", "asia-east", "us-west")

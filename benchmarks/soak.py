@@ -34,7 +34,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker, free_port  # noqa: E402
+from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from guardian.ports import free_port  # noqa: E402
 
 GUARDIAN = str(Path(sys.executable).with_name("guardian"))
 

@@ -20,8 +20,11 @@ import pytest
 import structlog
 
 from guardian.config.settings import Settings
-from guardian.kafka.embedded import broker_binary, free_port
+from guardian.kafka.embedded import broker_binary
+from guardian.ports import free_port
 from tests.support.kafka import unique
+
+pytest_plugins = ["tests.support.watchdog"]
 
 REPO = Path(__file__).resolve().parent.parent
 _EXTERNAL_KAFKA = bool(os.environ.get("GUARDIAN_TEST_BOOTSTRAP_SERVERS"))

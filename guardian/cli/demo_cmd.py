@@ -225,7 +225,7 @@ def demo_settings(bootstrap: str, rules: Path) -> Settings:
     from pydantic import SecretStr
 
     from guardian.config.settings import Settings
-    from guardian.kafka.embedded import free_port
+    from guardian.ports import free_port
 
     return Settings(
         bootstrap_servers=bootstrap,

@@ -12,19 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import Mapping
 from types import TracebackType
 
 from guardian.errors import ConfigError, SourceError
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+from guardian.ports import free_port
 
 
 def broker_binary() -> str:

@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from guardian.config.settings import Settings
-from guardian.kafka.embedded import EmbeddedBroker, free_port
+from guardian.kafka.embedded import EmbeddedBroker
+from guardian.ports import free_port
 from tests.e2e.support import GUARDIAN, guardian_process, settings_env, wait_exit, wait_ready
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce, produce_json, read_until

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from guardian.config.settings import Settings
-from guardian.kafka.embedded import free_port
+from guardian.ports import free_port
 from tests.e2e.support import guardian_process, settings_env, wait_exit, wait_ready
 from tests.support.events import T0, deploy, traffic
 from tests.support.kafka import produce_json, read_for, read_until

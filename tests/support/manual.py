@@ -12,9 +12,9 @@ from aiohttp import web
 
 from guardian.engine.decision import DeployInfo
 from guardian.errors import SinkError
-from guardian.kafka.embedded import free_port
 from guardian.manual.records import ManualOutput
 from guardian.manual.tokens import yaml_entry
+from guardian.ports import free_port
 
 # identity -> (roles, token)
 PEOPLE: dict[str, tuple[list[str], str]] = {

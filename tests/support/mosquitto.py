@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from guardian.kafka.embedded import free_port
+from guardian.ports import free_port
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import aiohttp
 
-from guardian.kafka.embedded import EmbeddedBroker, free_port
+from guardian.kafka.embedded import EmbeddedBroker
+from guardian.ports import free_port
 
 _BUCKET = "tansu"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from guardian.kafka.embedded import free_port
+from guardian.ports import free_port
 
 
 class FakeSlack:

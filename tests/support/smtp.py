@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from guardian.kafka.embedded import free_port
+from guardian.ports import free_port
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:

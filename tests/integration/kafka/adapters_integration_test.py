@@ -9,9 +9,10 @@ import pytest
 from guardian.config.settings import Settings
 from guardian.errors import SinkError, SourceError
 from guardian.kafka.admin import ensure_topics, guardian_topics
-from guardian.kafka.embedded import EmbeddedBroker, free_port
+from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import MAX_OUTPUT_RECORD_BYTES, KafkaSink
 from guardian.kafka.source import KafkaSource
+from guardian.ports import free_port
 from tests.support.kafka import produce
 
 pytestmark = pytest.mark.kafka

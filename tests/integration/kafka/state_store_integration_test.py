@@ -53,7 +53,7 @@ async def test_unreachable_broker_is_a_source_error(
     settings_factory: Callable[..., Settings],
 ) -> None:
     """A broker that is not there is reported as a SourceError."""
-    from guardian.kafka.embedded import free_port
+    from guardian.ports import free_port
 
     settings = settings_factory(bootstrap_servers=f"127.0.0.1:{free_port()}")
     with pytest.raises(SourceError):

@@ -12,8 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from guardian.cli import rollback_cmd, tokens_cmd
-from guardian.kafka.embedded import free_port
 from guardian.manual.tokens import Identity, TokenTable, parse_tokens
+from guardian.ports import free_port
 from tests.support.manual import serve_in_thread, token_of
 from tests.unit.api.conftest import build_app
 
