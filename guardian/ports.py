@@ -56,9 +56,11 @@ class _PortPicker:
         self._cursor: itertools.cycle[int] | None = None
 
     def _candidates(self) -> itertools.cycle[int]:
-        # A random start, so concurrent processes rarely walk the same ports.
         high = _ephemeral_low()
         ports = list(range(max(_MIN_PORT, high - _SPAN), high))
+        if not ports:  # the ephemeral range starts too low to leave room below it
+            return itertools.cycle([])
+        # A random start, so concurrent processes rarely walk the same ports.
         start = secrets.randbelow(len(ports))
         return itertools.cycle(ports[start:] + ports[:start])
 
@@ -66,8 +68,7 @@ class _PortPicker:
         with self._lock:
             if self._cursor is None:
                 self._cursor = self._candidates()
-            for _ in range(_SPAN):
-                port = next(self._cursor)
+            for port in itertools.islice(self._cursor, _SPAN):
                 if port not in self._handed_out and _bindable(host, port):
                     self._handed_out.add(port)
                     return port

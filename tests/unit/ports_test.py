@@ -41,3 +41,13 @@ def test_exhausted_range_falls_back_to_the_os(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(ports, "_bindable", lambda host, port: False)
     port = ports._PortPicker().pick("127.0.0.1")
     assert port >= ports._ephemeral_low()
+
+
+def test_a_range_starting_low_leaves_only_the_os_choice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wide = tmp_path / "ip_local_port_range"
+    wide.write_text("1024\t65535\n")
+    monkeypatch.setattr(ports, "_EPHEMERAL_RANGE", wide)
+    port = ports._PortPicker().pick("127.0.0.1")
+    assert 1024 <= port <= 65535
