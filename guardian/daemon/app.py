@@ -264,8 +264,13 @@ class Daemon:
                 if total > exported.get(name, 0):
                     # A label appears on /metrics only once something was counted under it.
                     counter = expired if name == "expired" else rejected.labels(name)
-                    counter.inc(total - exported.get(name, 0))
+                    delta = total - exported.get(name, 0)
+                    counter.inc(delta)
                     exported[name] = total
+                    # One line per reason per interval, not per event: says why events were
+                    # not judged (late data usually means a producer's clock or a backlog).
+                    event = "services_expired" if name == "expired" else "events_not_judged"
+                    log.info(event, reason=name, count=delta, total=total)
             try:
                 lags = await asyncio.wait_for(source.lag(), timeout=_BROKER_PROBE_TIMEOUT_S)
             except (TimeoutError, GuardianError, OSError) as exc:
