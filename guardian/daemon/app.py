@@ -97,6 +97,7 @@ class Daemon:
         async with AsyncExitStack() as stack:
             bootstrap = s.bootstrap_servers
             if not bootstrap:
+                s = self.settings = s.for_embedded_broker()
                 broker = await stack.enter_async_context(EmbeddedBroker())
                 bootstrap = broker.bootstrap_servers
                 log.warning(
@@ -163,7 +164,12 @@ class Daemon:
             )
             reloader = RuleReloader(s.rules, engine, sink, s.audit_topic, self.metrics)
             self._reloader = reloader
-            log.info("guardian_started", group_id=s.group_id, bootstrap_servers=bootstrap)
+            log.info(
+                "guardian_started",
+                group_id=s.group_id,
+                bootstrap_servers=bootstrap,
+                fetch_max_wait_ms=s.fetch_wait_ms,
+            )
 
             async with asyncio.TaskGroup() as tasks:
                 background = [

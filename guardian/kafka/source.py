@@ -151,7 +151,7 @@ class KafkaSource:
             auto_offset_reset=s.auto_offset_reset,
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_max_wait_ms=s.fetch_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             isolation_level="read_uncommitted",
             # Range gives partition N of every input topic to the same member (the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -91,6 +92,8 @@ async def test_embedded_broker_is_started_when_no_kafka_is_configured(tmp_path: 
         assert await wait_exit(process) == 0
     log = (tmp_path / "g.log").read_text()
     assert "embedded_broker_started" in log
+    started = next(json.loads(line) for line in log.splitlines() if "guardian_started" in line)
+    assert started["fetch_max_wait_ms"] == 10  # that broker answers only when the wait ends
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from guardian.config.settings import load_settings
+from guardian.config.settings import Settings, load_settings
 from guardian.errors import ConfigError
 
 
@@ -31,7 +31,17 @@ def test_flag_beats_env_beats_file_beats_default(
     assert settings.group_id == "from-flag"
     assert settings.http == "127.0.0.1:9100"
     assert settings.linger_ms == 7
-    assert settings.fetch_max_wait_ms == 10
+    assert settings.fetch_max_wait_ms is None
+
+
+def test_unset_fetch_wait_is_short_only_on_the_embedded_broker() -> None:
+    """The embedded broker answers a fetch only when its wait runs out; Kafka answers at once."""
+    unset = Settings()
+    assert unset.fetch_wait_ms == 500
+    assert unset.for_embedded_broker().fetch_wait_ms == 10
+    chosen = Settings(fetch_max_wait_ms=250)
+    assert chosen.fetch_wait_ms == 250
+    assert chosen.for_embedded_broker().fetch_wait_ms == 250
 
 
 def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
