@@ -57,6 +57,7 @@ async def serve(args: argparse.Namespace) -> None:
     from guardian.config.settings import Settings
     from guardian.daemon.app import Daemon
     from guardian.engine.decision import DeployInfo
+    from guardian.gc_tuning import tune_gc
     from guardian.kafka.sink import KafkaSink
     from guardian.logs import configure_logging
     from guardian.metrics import GuardianMetrics
@@ -89,6 +90,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     metrics = GuardianMetrics()
     bootstrap = args.bootstrap_servers
+    tune_gc()  # as `guardian run` does; without it full collections make the latency tail
     async with (
         KafkaSink(settings, bootstrap) as sink,
         ManualRollbacks(settings, bootstrap, sink, lookup, metrics) as manual,

@@ -24,8 +24,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from guardian.cli.replay_cmd import run_replay, tuned_gc
+from guardian.cli.replay_cmd import run_replay
 from guardian.engine import Engine, load_rules
+from guardian.gc_tuning import tuned_gc
 
 EPOCH_MS = 1_795_478_400_000
 REGIONS = ("us-east", "eu-west", "asia-east")

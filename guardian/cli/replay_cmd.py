@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from guardian.gc_tuning import tuned_gc
 
 if TYPE_CHECKING:
     from guardian.engine import Engine
@@ -59,26 +60,6 @@ def run_replay(
             decided = advance(high)
             if decided:
                 yield from decided
-
-
-@contextmanager
-def tuned_gc() -> Iterator[None]:
-    """Collect young objects less often while replaying, then restore the settings.
-
-    Window entries are short-lived tuples of numbers; with the default threshold
-    (700) the collector runs thousands of times per second and traverses the
-    long-lived window state each time it reaches older generations.
-    """
-    import gc
-
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 def _table(decisions: list[Decision]) -> Any:

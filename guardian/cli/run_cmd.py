@@ -8,7 +8,6 @@ signal forces an immediate exit.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import typer
 
 from guardian.errors import ConfigError, GuardianError
+from guardian.gc_tuning import tune_gc
 
 EXIT_CONFIG = 2
 EXIT_FATAL = 1
@@ -109,7 +109,7 @@ def _serve(settings: object) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_stop_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
-        _tune_gc()
+        tune_gc()
         await daemon.run()
 
     try:
@@ -127,19 +127,6 @@ def _serve(settings: object) -> int:
         print(f"guardian: fatal: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_FATAL
     return 0
-
-
-def _tune_gc() -> None:
-    """Keep the cyclic GC off the hot path.
-
-    Per-event objects are short-lived and acyclic; with the default threshold
-    the collector runs every few hundred allocations and re-scans the long-lived
-    startup objects each time. Freezing those and raising the threshold keeps
-    memory bounded (cycles are still collected) at a fraction of the cost.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
