@@ -221,6 +221,10 @@ def pct(values: list[float], q: float) -> float:
 
 async def drive(args: argparse.Namespace, base: str) -> dict[str, Any]:
     """Run the load; return the figures."""
+    # The load generator's own collector pauses would count as API latency.
+    from guardian.gc_tuning import tune_gc
+
+    tune_gc()
     connector = aiohttp.TCPConnector(limit=args.connections)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
