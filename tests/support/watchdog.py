@@ -5,21 +5,34 @@ but it fires once per item: a teardown that then hangs, or a hang where no
 Python code runs, would stall the suite until CI's own limit and print
 nothing. This timer covers setup, call and teardown together; when it fires
 it prints every thread's stack to the terminal and exits, so the run fails
-quickly and says where it stuck.
+quickly and says where it stuck. Brokers and daemons the tests started are
+killed first, so none outlives the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
+import signal
 import sys
 import threading
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
 HARD_TIMEOUT_S = 300.0
 EXIT_CODE = 3
+
+
+def _kill_children() -> None:
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            ppid = stat.read_text().rsplit(")", 1)[1].split()[1]
+            if ppid == me:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
 
 
 def _abort(item: pytest.Item) -> None:
@@ -33,6 +46,7 @@ def _abort(item: pytest.Item) -> None:
     sys.stderr.flush()
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
+    _kill_children()
     os._exit(EXIT_CODE)
 
 
