@@ -7,11 +7,12 @@ because it only pops due timers from a heap (and sweeps for idle services
 once a minute of event time). The engine reads no clock: "now" is the watermark of the
 event's (service, environment), i.e. the newest event time seen for it.
 
-Policies that span rules live here: the ``for`` clock and cooldown per rule
-and series; one rollback and one pause per deploy (later firings join the
-deploy's incident, visible in ``explain``); escalation when a rollback is not
-confirmed in time; late events (older than watermark - lateness) and exact
-duplicates are counted and ignored; the number of series is capped.
+Here: late events (older than watermark - lateness) and exact duplicates
+are counted and ignored; the number of series is capped; windows are fed.
+The firing policy — the ``for`` clock and cooldown per rule and series, one
+rollback and one pause per deploy (later firings join the deploy's incident,
+visible in ``explain``), escalation when a rollback is not confirmed in
+time — is in ``firing.py``; deploy lifecycle and timers in ``lifecycle.py``.
 
 Limits: a rule is evaluated when its own series receives a sample (or, for
 no-data, by ``advance``); a series that falls silent mid-``for`` is not
@@ -33,14 +34,8 @@ from typing import Any
 from guardian.engine import lifecycle
 from guardian.engine.binding import bind_series
 from guardian.engine.decision import Decision, DeployInfo
-from guardian.engine.evaluate import (
-    evaluate,
-    evidence,
-    pre_deploy_baseline,
-    reason_text,
-    resolved_decision,
-)
 from guardian.engine.explain import explain_deploy
+from guardian.engine.firing import evaluate_bindings
 from guardian.engine.ownership import expire_idle
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey, compile_rules
 from guardian.engine.rules.loader import RuleSet
@@ -50,7 +45,6 @@ from guardian.engine.window import BUCKET_MS, RING_AGGREGATES
 from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEvent
 
 _NONE: list[Decision] = []
-_CONTEXT_BASELINE_MS = 30 * 60_000
 _SWEEP_EVERY_MS = 60_000  # event time between idle-service sweeps
 
 
@@ -64,17 +58,6 @@ class EngineStats:
     series_cap_rejections: int
     active_deploys: int
     expired_services: int
-
-
-def _in_scope(rule: CompiledRule, deploy: DeployState | None, applies: bool, region: str) -> bool:
-    """Whether a rule's ``applies`` and deploy matchers let it judge this series now."""
-    if rule.scope == "during_deploy":
-        if not applies or deploy is None:
-            return False
-        if not rule.matches_deploy(deploy.strategy, deploy.component):
-            return False
-        return not (rule.reached_only and deploy.reached and region not in deploy.reached)
-    return not (rule.scope == "outside_deploy" and applies)
 
 
 class Engine:
@@ -237,146 +220,11 @@ class Engine:
         now = st.watermark
         deploy = st.deploy if st.deploy_live else None
         if deploy is None:
-            out = self._evaluate_bindings(st, series, None, now)
+            out = evaluate_bindings(self, st, series, None, now)
             due = [b.next_eval_ms if b.rule.eval_every_ms else 0 for b in series.undeployed]
             series.eval_at = min(due, default=1 << 62)
             return out
-        return self._evaluate_bindings(st, series, deploy, now)
-
-    def _evaluate_bindings(
-        self, st: ServiceState, series: Series, deploy: DeployState | None, now: int
-    ) -> list[Decision]:
-        active = deploy is not None and deploy.status == "active"
-        out: list[Decision] | None = None
-        for b in series.bindings if deploy is not None else series.undeployed:
-            rule = b.rule
-            if rule.eval_every_ms:
-                if now < b.next_eval_ms:
-                    continue
-                b.next_eval_ms = now + rule.eval_every_ms
-            if deploy is None:
-                if rule.clipped:
-                    continue  # deploy-scoped, and no deploy is live
-                applies = False
-            else:
-                applies = active or deploy.applies(now, rule.bake_ms)
-            if not _in_scope(rule, deploy, applies, series.region):
-                continue
-            d = deploy if applies else None
-            if self.rule_errors and rule.name in self.rule_errors:
-                continue  # disabled after an evaluation error
-            try:
-                holds, resolved = evaluate(b, st, d, now)
-            except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as exc:
-                # A rule that cannot be evaluated is disabled; the others keep judging.
-                self.rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
-                continue
-            if not (holds or b.firing or b.since_ms is not None):
-                continue  # quiet and was quiet: nothing to advance
-            decision = self._step(b, st, d, now, holds, resolved)
-            if decision is not None:
-                if out is None:
-                    out = []
-                out.append(decision)
-        return out if out is not None else _NONE
-
-    def _step(
-        self,
-        b: Binding,
-        st: ServiceState,
-        d: DeployState | None,
-        now: int,
-        holds: bool,
-        resolved: bool,
-    ) -> Decision | None:
-        """Advance the ``for`` clock, cooldown and firing state of one binding."""
-        rule = b.rule
-        decision = None
-        if holds:
-            if b.since_ms is None:
-                b.since_ms = now
-            if not b.firing and now - b.since_ms >= rule.for_ms:
-                if b.last_fired_ms is not None and now - b.last_fired_ms < rule.spec.cooldown:
-                    b.last_reason = "cooldown"
-                else:
-                    decision = self._fire(b, st, d, now)
-        else:
-            b.since_ms = None
-        if resolved and b.firing:
-            b.firing = False
-            if rule.action == "notify":
-                decision = resolved_decision(b, st, d, now)
-        return decision
-
-    def _fire(
-        self, b: Binding, st: ServiceState, deploy: DeployState | None, now: int
-    ) -> Decision | None:
-        rule = b.rule
-        b.firing = True
-        b.last_fired_ms = now
-        context = None
-        if rule.baseline is None and deploy is not None:
-            value, count = pre_deploy_baseline(
-                rule, st, b.series.region, deploy, _CONTEXT_BASELINE_MS
-            )
-            context = value if count else None
-        labels = {"region": b.series.region, "cohort": b.series.cohort}
-        return self._decide(
-            rule, st, deploy, now, reason_text(b, context), evidence(b, context), labels
-        )
-
-    def _decide(
-        self,
-        rule: CompiledRule,
-        st: ServiceState,
-        deploy: DeployState | None,
-        now: int,
-        reason: str,
-        ev: dict[str, Any],
-        labels: dict[str, str],
-    ) -> Decision | None:
-        """Apply one-rollback/one-pause per deploy; build the decision if it stands."""
-        dry = rule.spec.dry_run
-        if deploy is not None and not dry:
-            joined = rule.action == "rollback" and deploy.rollback is not None
-            joined = joined or (
-                rule.action == "pause" and (deploy.paused or deploy.rollback is not None)
-            )
-            if joined:
-                entry = {"at_ms": now, "rule": rule.name, "reason": reason, "evidence": ev}
-                deploy.incident.append(entry)
-                return None
-        if deploy is not None:
-            regions = deploy.info().regions or ((labels["region"],) if labels["region"] else ())
-        else:
-            regions = (labels["region"],) if labels["region"] else ()
-        decision = Decision(
-            at_ms=now,
-            rule=rule.name,
-            action=rule.action,  # type: ignore[arg-type]
-            severity=rule.severity,  # type: ignore[arg-type]
-            service=st.service,
-            environment=st.environment,
-            deploy=deploy.info() if deploy is not None else None,
-            regions=regions,
-            reason=reason,
-            evidence=ev,
-            dry_run=dry,
-            labels={k: v for k, v in labels.items() if v},
-        )
-        if deploy is not None and not dry:
-            if rule.action == "rollback":
-                deploy.rollback = decision
-                settings = self.rules.settings
-                timeout = settings.rollback_timeout_by_strategy.get(
-                    deploy.strategy,  # type: ignore[call-overload]
-                    settings.rollback_timeout,
-                )
-                self._push(now + timeout, "escalate", deploy, st)
-            elif rule.action == "pause":
-                deploy.paused = True
-            deploy.incident.append({"at_ms": now, "rule": rule.name, "decision": rule.action})
-        return decision
+        return evaluate_bindings(self, st, series, deploy, now)
 
     def _on_deploy(self, ev: DeployEvent) -> list[Decision]:
         return lifecycle.on_deploy(self, ev)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from guardian.engine.decision import Decision
 from guardian.engine.evaluate import format_duration
+from guardian.engine.firing import decide
 from guardian.engine.rules.compiled import CompiledRule
 from guardian.engine.state import Binding, DeployState, ServiceState
 from guardian.wire.events import CheckEvent, DeployEvent
@@ -143,7 +144,7 @@ def on_check(engine: Engine, ev: CheckEvent) -> list[Decision]:
             "checked_at_ms": ts,
         }
         labels = {"region": region, "check": ev.check}
-        decision = engine._decide(rule, st, d, now, reason, evidence, labels)
+        decision = decide(engine, rule, st, d, now, reason, evidence, labels)
         if decision is not None:
             out.append(decision)
     return out
@@ -228,4 +229,4 @@ def _no_data(engine: Engine, b: Binding, st: ServiceState, now: int) -> Decision
     reason = f"no data for {rule.label} for {format_duration(now - max(last, 0))}"
     labels = {"region": b.series.region, "cohort": b.series.cohort}
     evidence = {"metric": rule.spec.metric, "last_sample_ms": last if last >= 0 else None}
-    return engine._decide(rule, st, deploy if applies else None, now, reason, evidence, labels)
+    return decide(engine, rule, st, deploy if applies else None, now, reason, evidence, labels)

@@ -233,16 +233,16 @@ def test_a_rule_that_fails_to_evaluate_is_disabled_and_the_others_keep_judging(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An evaluation error disables that rule, records why, and other rules still decide."""
-    from guardian.engine import engine as engine_module
+    from guardian.engine import firing
 
-    real = engine_module.evaluate  # type: ignore[attr-defined]
+    real = firing.evaluate  # type: ignore[attr-defined]
 
     def flaky(b: Any, *args: Any) -> Any:
         if b.rule.name == "alert-cpu":
             raise ZeroDivisionError("boom")
         return real(b, *args)
 
-    monkeypatch.setattr(engine_module, "evaluate", flaky)
+    monkeypatch.setattr(firing, "evaluate", flaky)
     engine = Engine(load_rules(RULES_DIR))
     decisions = run(
         engine,
