@@ -267,16 +267,19 @@ class Daemon:
                 ("history", source.skipped),
                 ("expired", stats.expired_services),
             ):
-                if total > exported.get(name, 0):
-                    # A label appears on /metrics only once something was counted under it.
-                    counter = expired if name == "expired" else rejected.labels(name)
-                    delta = total - exported.get(name, 0)
-                    counter.inc(delta)
-                    exported[name] = total
-                    # One line per reason per interval, not per event: says why events were
-                    # not judged (late data usually means a producer's clock or a backlog).
-                    event = "services_expired" if name == "expired" else "events_not_judged"
-                    log.info(event, reason=name, count=delta, total=total)
+                delta = total - exported.get(name, 0)
+                if delta <= 0:
+                    continue
+                exported[name] = total
+                # One line per reason per interval, not per event. A label appears on
+                # /metrics only once something was counted under it.
+                if name == "expired":
+                    expired.inc(delta)
+                    log.info("services_expired", count=delta, total=total)
+                else:
+                    # Says why events were not judged (late: a producer's clock or a backlog).
+                    rejected.labels(name).inc(delta)
+                    log.info("events_not_judged", reason=name, count=delta, total=total)
             try:
                 lags = await asyncio.wait_for(source.lag(), timeout=_BROKER_PROBE_TIMEOUT_S)
             except (TimeoutError, GuardianError, OSError) as exc:
