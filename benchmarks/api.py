@@ -44,6 +44,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.procstat import cpu_seconds  # noqa: E402
 from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
@@ -279,15 +280,6 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds used by another process so far (Linux /proc), 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def wait_ready(base: str, timeout_s: float = 60.0) -> None:
     """Until /readyz answers 200 and the API answers."""
     deadline = time.monotonic() + timeout_s
@@ -344,10 +336,10 @@ async def main(args: argparse.Namespace) -> None:
             before, t0 = await consumed(base), time.monotonic()
             pids = {"daemon": procs[0].pid, "producer": procs[1].pid}
             pids |= {"broker": broker.pid} if broker and broker.pid else {}
-            cpu0 = {name: cpu_s(pid) for name, pid in pids.items()} | {"loadgen": own_cpu_s()}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"loadgen": own_cpu_s()}
             figures = await drive(args, base)
             after, t1 = await consumed(base), time.monotonic()
-            cpu1 = {name: cpu_s(pid) for name, pid in pids.items()} | {"loadgen": own_cpu_s()}
+            cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"loadgen": own_cpu_s()}
             figures["cpu_percent"] = {k: round((cpu1[k] - cpu0[k]) / (t1 - t0) * 100) for k in cpu0}
             figures["events_consumed_per_s"] = round((after - before) / (t1 - t0), 1)
             # Other work on the machine shows here: the figures mean little when it is busy.

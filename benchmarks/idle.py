@@ -24,16 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.procstat import cpu_seconds  # noqa: E402
 from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def idle_cpu(fetch_wait_ms: int, settle_s: float, seconds: float) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""Benchmark scripts, run by hand (see README.md); shared helpers live beside them."""
