@@ -1,13 +1,17 @@
-"""Fixtures for the whole suite: a real Kafka broker and isolated settings per test.
+"""Fixtures for the whole suite: real brokers, real Mosquitto and isolated settings per test.
 
-The broker is the embedded Tansu broker started once per session on a free
-port, or a real Apache Kafka when ``GUARDIAN_TEST_BOOTSTRAP_SERVERS`` is set.
-Every test gets its own topic names and consumer group, so tests never see
-each other's records on a shared broker.
+Every test that needs Kafka runs twice: on Apache Kafka (a one-node KRaft
+cluster started through ``scripts/kafka`` for the session, or the cluster
+named by ``GUARDIAN_TEST_BOOTSTRAP_SERVERS``) and on the embedded Tansu
+broker; ``tests/support/brokers.py`` says which kinds run. Every test gets
+its own topic names and consumer group, so tests never see each other's
+records on a shared broker. Mosquitto is started once per session on a free
+port for the MQTT tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -22,12 +26,28 @@ import structlog
 from guardian.config.settings import Settings
 from guardian.kafka.embedded import broker_binary
 from guardian.ports import free_port
+from tests.support.brokers import EMBEDDED, KAFKA, KafkaCluster, TestBroker, broker_kinds
 from tests.support.kafka import unique
+from tests.support.mosquitto import Mosquitto
 
 pytest_plugins = ["tests.support.watchdog"]
 
 REPO = Path(__file__).resolve().parent.parent
-_EXTERNAL_KAFKA = bool(os.environ.get("GUARDIAN_TEST_BOOTSTRAP_SERVERS"))
+_BROKER_KINDS, _BROKER_NOTICE = broker_kinds()
+
+
+def pytest_report_header() -> list[str]:
+    """Say on which brokers the suite runs, and why a kind is left out."""
+    lines = [f"brokers: {', '.join(_BROKER_KINDS)}"]
+    if _BROKER_NOTICE:
+        lines.append(_BROKER_NOTICE)
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the broker runs once per broker kind (grouped by kind)."""
+    if "broker" in metafunc.fixturenames:
+        metafunc.parametrize("broker", _BROKER_KINDS, indirect=True, scope="session")
 
 
 def _wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
@@ -42,12 +62,46 @@ def _wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """Bootstrap servers of the test broker (embedded, or the real Kafka given by env)."""
-    external = os.environ.get("GUARDIAN_TEST_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestBroker]:
+    """The session's broker of one kind (the parameter)."""
+    kind: str = request.param
+    if kind == KAFKA:
+        external = os.environ.get("GUARDIAN_TEST_BOOTSTRAP_SERVERS")
+        if external:
+            yield TestBroker(KAFKA, external)
+            return
+        cluster = KafkaCluster(tmp_path_factory.mktemp("kafka"))
+        try:
+            yield TestBroker(KAFKA, cluster.start())
+        finally:
+            cluster.stop(purge=True)
         return
+    assert kind == EMBEDDED
+    with _embedded_broker() as bootstrap:
+        yield TestBroker(EMBEDDED, bootstrap)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(broker: TestBroker) -> str:
+    """Bootstrap servers of the session's broker."""
+    return broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One Mosquitto for the session's MQTT tests, on a free port."""
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@contextlib.contextmanager
+def _embedded_broker() -> Iterator[str]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -64,13 +118,13 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture
-def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+def settings_factory(broker: TestBroker, tmp_path: Path) -> Callable[..., Settings]:
     """Settings on the test broker with topics and group unique to this test."""
     prefix = unique("t")
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "bootstrap_servers": kafka_bootstrap,
+            "bootstrap_servers": broker.bootstrap,
             "group_id": f"{prefix}-group",
             "deploy_topic": f"{prefix}.deploy.events",
             "metric_topic": f"{prefix}.metric.events",
@@ -83,8 +137,8 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
             "http": f"127.0.0.1:{free_port()}",
             # Short sessions: a group join on the embedded broker takes half of it.
             # Apache Kafka refuses sessions under group.min.session.timeout.ms (6 s).
-            "session_timeout_ms": 6000 if _EXTERNAL_KAFKA else 2000,
-            "heartbeat_interval_ms": 1000 if _EXTERNAL_KAFKA else 500,
+            "session_timeout_ms": 6000 if broker.is_kafka else 2000,
+            "heartbeat_interval_ms": 1000 if broker.is_kafka else 500,
             "fetch_max_wait_ms": 20,
             "grace_period_s": 10,
         }

@@ -1,4 +1,4 @@
-"""The daemon with its MQTT source on the real Mosquitto at 127.0.0.1:1883."""
+"""The daemon with its MQTT source on a real Mosquitto (the session's, on a free port)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,21 @@ from guardian.kafka.source import KafkaSource
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import deploy, traffic
 from tests.support.kafka import read_until, unique
+from tests.support.mosquitto import Mosquitto
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_events_over_mqtt_are_judged_like_kafka_events(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], mosquitto: Mosquitto
 ) -> None:
     """A deploy and bad metrics published over MQTT produce a rollback command on Kafka."""
     prefix = unique("guardian-test")
-    settings = settings_factory(mqtt_url="mqtt://127.0.0.1:1883", mqtt_topics=[f"{prefix}/#"])
+    settings = settings_factory(mqtt_url=mosquitto.url, mqtt_topics=[f"{prefix}/#"])
     async with running(settings) as daemon:
         assert daemon.readiness.conditions.get("mqtt_connected") is True
-        async with aiomqtt.Client("127.0.0.1", 1883) as client:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
             await client.publish(f"{prefix}/deploys", orjson.dumps(deploy(deploy_id="d-mq")), qos=1)
             await client.publish(f"{prefix}/metrics", b"\x00 not json", qos=1)
             for event in traffic(seconds=150, error_rate=0.08, cohort="canary"):
@@ -44,7 +45,7 @@ async def test_events_over_mqtt_are_judged_like_kafka_events(
 
 
 async def test_mqtt_events_of_a_service_another_replica_owns_are_forwarded_to_kafka(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], mosquitto: Mosquitto
 ) -> None:
     """Two members share two partitions; MQTT events of the peer's service go to Kafka.
 
@@ -54,7 +55,7 @@ async def test_mqtt_events_of_a_service_another_replica_owns_are_forwarded_to_ka
     """
     prefix = unique("guardian-test")
     settings = settings_factory(
-        mqtt_url="mqtt://127.0.0.1:1883", mqtt_topics=[f"{prefix}/#"], topic_partitions=2
+        mqtt_url=mosquitto.url, mqtt_topics=[f"{prefix}/#"], topic_partitions=2
     )
     bootstrap = settings.bootstrap_servers
     assert bootstrap
@@ -81,7 +82,7 @@ async def test_mqtt_events_of_a_service_another_replica_owns_are_forwarded_to_ka
                 peer_partition = next(iter(held))[1]
                 foreign = _service_on(peer_partition)
                 home = _service_on(1 - peer_partition)
-                async with aiomqtt.Client("127.0.0.1", 1883) as client:
+                async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
                     for service in (foreign, home):
                         event = deploy(deploy_id=f"d-{service}", service=service)
                         await client.publish(f"{prefix}/deploys", orjson.dumps(event), qos=1)

@@ -28,7 +28,6 @@ from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.kafka
 
-SYSTEM_BROKER = "mqtt://127.0.0.1:1883"
 FAST = MqttOptions(backoff_initial_s=0.05, backoff_max_s=0.3, connect_timeout_s=2)
 
 
@@ -89,18 +88,18 @@ def _command_for(deploy_id: str) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 async def test_events_over_mqtt_are_judged_and_bad_payloads_dead_lettered(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], mosquitto: Mosquitto
 ) -> None:
-    """On the system Mosquitto a bad canary gets a rollback command and garbage is dead-lettered."""
+    """On a real Mosquitto a bad canary gets a rollback command and garbage is dead-lettered."""
     prefix = f"guardian-test/{uuid.uuid4().hex[:10]}"
-    settings = settings_factory(mqtt_url=SYSTEM_BROKER, mqtt_topics=[f"{prefix}/#"])
+    settings = settings_factory(mqtt_url=mosquitto.url, mqtt_topics=[f"{prefix}/#"])
     readiness = Readiness()
     async with _guardian(settings, readiness):
         assert readiness.conditions["mqtt_connected"] is True
-        await _publish(1883, f"{prefix}/deploys", _json([deploy(deploy_id="d-mqtt")]))
-        await _publish(1883, f"{prefix}/junk", [b"\x00not json", b"{}"])
+        await _publish(mosquitto.port, f"{prefix}/deploys", _json([deploy(deploy_id="d-mqtt")]))
+        await _publish(mosquitto.port, f"{prefix}/junk", [b"\x00not json", b"{}"])
         await _publish(
-            1883,
+            mosquitto.port,
             f"{prefix}/metrics",
             _json(traffic(seconds=150, error_rate=0.08, cohort="canary")),
         )
