@@ -78,7 +78,14 @@ class Settings(BaseSettings):
         "earliest", description="Where a group with no committed offsets starts"
     )
     topic_partitions: int = Field(4, ge=1, description="Partitions of topics the guardian creates")
-    topic_replication: int = Field(1, ge=1, description="Replication of topics it creates")
+    topic_replication: int | None = Field(
+        None, ge=1, description="Replication of topics it creates; unset: min(3, brokers)"
+    )
+    state_segment_ms: int = Field(
+        600_000,
+        ge=1,
+        description="Segment roll of the compacted state topic, so compaction runs (ms)",
+    )
     create_topics: bool = Field(True, description="Create missing topics at start")
     connect_timeout_s: float = Field(
         60.0, gt=0, description="How long to retry an unreachable broker before giving up"

@@ -1,8 +1,15 @@
 """Topic bootstrap: create the guardian's topics when they are missing.
 
 Input topics get ``topic_partitions`` partitions and are keyed by service, so
-consumer-group replicas each own whole services. The state topic is
-compacted: it keeps the latest state per key, which is what a restart needs.
+consumer-group replicas each own whole services. Replication is
+``topic_replication`` or, unset, ``min(3, brokers)``, with
+``min.insync.replicas=2`` from three replicas on, so an acknowledged write
+survives the loss of a broker. The state topic is compacted, with segments
+that roll (``state_segment_ms``) so the cleaner can actually compact them:
+a restore then reads about one record per key.
+
+Creation returns only once every new partition has a leader: Apache Kafka
+answers CreateTopics before the partitions can take reads and writes.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import asyncio
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from guardian.config.settings import Settings
 from guardian.errors import ConfigError, SourceError
@@ -20,9 +27,18 @@ from guardian.kafka.client import connection_options
 log = structlog.get_logger(__name__)
 
 
+def compacted_topic_config(settings: Settings) -> dict[str, str]:
+    """Configs of a compacted state topic whose segments roll, so compaction runs."""
+    return {
+        "cleanup.policy": "compact",
+        "segment.ms": str(settings.state_segment_ms),
+        "min.cleanable.dirty.ratio": "0.1",
+    }
+
+
 def guardian_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic the guardian reads or writes, with the configs it creates them with."""
-    compacted = {"cleanup.policy": "compact"}
+    compacted = compacted_topic_config(settings)
     return {
         settings.deploy_topic: {},
         settings.metric_topic: {},
@@ -36,29 +52,89 @@ def guardian_topics(settings: Settings) -> dict[str, dict[str, str]]:
 
 async def ensure_topics(settings: Settings, bootstrap_servers: str) -> list[str]:
     """Create missing topics; return the ones created. Retries an unreachable broker."""
+    return await create_missing_topics(settings, bootstrap_servers, guardian_topics(settings))
+
+
+async def create_missing_topics(
+    settings: Settings, bootstrap_servers: str, wanted: dict[str, dict[str, str]]
+) -> list[str]:
+    """Create those of ``wanted`` (name → configs) that do not exist; wait for their leaders."""
     admin = await _connected_admin(settings, bootstrap_servers)
     try:
         existing = set(await admin.list_topics())
-        wanted = guardian_topics(settings)
         missing = [name for name in wanted if name not in existing]
-        if missing:
+        if not missing:
+            return []
+        brokers = len((await admin.describe_cluster())["brokers"])
+        replication = replication_for(settings.topic_replication, brokers)
+        durability = {"min.insync.replicas": "2"} if replication >= 3 else {}
+        try:
             await admin.create_topics(
                 [
                     NewTopic(
                         name,
                         num_partitions=settings.topic_partitions,
-                        replication_factor=settings.topic_replication,
-                        topic_configs=wanted[name],
+                        replication_factor=replication,
+                        topic_configs={**durability, **wanted[name]},
                     )
                     for name in missing
                 ]
             )
-            log.info("topics_created", topics=missing, partitions=settings.topic_partitions)
+        except TopicAlreadyExistsError:  # another replica was quicker: theirs will do
+            log.info("topics_created_elsewhere", topics=missing)
+        await _wait_for_leaders(admin, missing, settings.connect_timeout_s)
+        log.info(
+            "topics_created",
+            topics=missing,
+            partitions=settings.topic_partitions,
+            replication=replication,
+            brokers=brokers,
+        )
+        if replication == 1 and brokers >= 3:
+            log.warning(
+                "topics_not_replicated",
+                topics=missing,
+                brokers=brokers,
+                note="replication 1 on a cluster of 3 or more brokers loses data with a broker; "
+                "unset topic_replication to get min(3, brokers)",
+            )
         return missing
     except KafkaError as exc:
         raise SourceError(f"cannot create topics: {exc}", retriable=False) from exc
     finally:
         await admin.close()
+
+
+def replication_for(configured: int | None, brokers: int) -> int:
+    """The replication factor of new topics: the configured one, else ``min(3, brokers)``."""
+    if configured is not None:
+        return configured
+    return max(1, min(3, brokers))
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float
+) -> None:
+    """Until every partition of ``topics`` has a leader (or the deadline, then an error)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        leaderless = [
+            d["topic"]
+            for d in described
+            if d["error_code"] != 0
+            or not d["partitions"]
+            or any(p["error_code"] != 0 or p["leader"] < 0 for p in d["partitions"])
+        ]
+        if not leaderless:
+            return
+        if loop.time() > deadline:
+            raise SourceError(
+                f"topics {leaderless} have no leader {timeout_s:g}s after creation",
+                retriable=False,
+            )
+        await asyncio.sleep(0.1)
 
 
 async def check_copartitioned(settings: Settings, bootstrap_servers: str) -> int:

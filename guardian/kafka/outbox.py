@@ -21,13 +21,14 @@ from types import TracebackType
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
-from guardian.errors import SinkError, SourceError
+from guardian.errors import SinkError
 from guardian.kafka.client import connection_options
 from guardian.kafka.source import KafkaSource, Position
+from guardian.kafka.state_store import read_latest
 
 log = structlog.get_logger(__name__)
 
@@ -109,32 +110,12 @@ class StateStore:
     async def load(self) -> dict[bytes, bytes]:
         """Every ``notifier|…`` record of the state topic (latest per key), read to its end."""
         topic = self._settings.state_topic
-        consumer = AIOKafkaConsumer(
-            **connection_options(self._settings, self._bootstrap),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        found = await read_latest(
+            self._settings,
+            self._bootstrap,
+            topic,
+            keep=lambda key: key.startswith(STATE_KEY_PREFIX),
         )
-        found: dict[bytes, bytes] = {}
-        try:
-            await consumer.start()
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if not tps:
-                return found
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batches = await consumer.getmany(timeout_ms=200)
-                for messages in batches.values():
-                    for m in messages:
-                        if m.key and m.key.startswith(STATE_KEY_PREFIX) and m.value:
-                            found[m.key] = m.value
-        except KafkaError as exc:
-            raise SourceError(f"cannot read notifier state from {topic}: {exc}") from exc
-        finally:
-            await consumer.stop()
         log.info("notifier_state_loaded", topic=topic, records=len(found))
         return found
 

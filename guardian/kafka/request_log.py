@@ -24,12 +24,12 @@ from types import TracebackType
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
 from guardian.engine.decision import DeployInfo
 from guardian.errors import SinkError, SourceError
+from guardian.kafka.admin import compacted_topic_config, create_missing_topics
 from guardian.kafka.client import connection_options
 from guardian.manual.policy import REQUEST_KEY_PREFIX
 from guardian.manual.records import ManualOutput
@@ -101,24 +101,7 @@ class KafkaRequestLog:
 
     async def _create_topic(self) -> None:
         s = self._settings
-        admin = AIOKafkaAdminClient(**connection_options(s, self._bootstrap))
-        await admin.start()
-        try:
-            await admin.create_topics(
-                [
-                    NewTopic(
-                        self.topic,
-                        num_partitions=s.topic_partitions,
-                        replication_factor=s.topic_replication,
-                        topic_configs={"cleanup.policy": "compact"},
-                    )
-                ]
-            )
-            log.info("topics_created", topics=[self.topic], partitions=s.topic_partitions)
-        except TopicAlreadyExistsError:  # pragma: no cover - another replica was quicker
-            pass
-        finally:
-            await admin.close()
+        await create_missing_topics(s, self._bootstrap, {self.topic: compacted_topic_config(s)})
 
     async def _poll(self, consumer: AIOKafkaConsumer, timeout_ms: int) -> None:
         batches = await consumer.getmany(timeout_ms=timeout_ms)

@@ -62,6 +62,19 @@ async def read_latest(
     return latest
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` as the cluster knows them now (none if it does not exist).
+
+    A consumer's metadata covers only what it subscribed to, and ``topics()``
+    fetches the whole cluster's metadata without keeping it, so the answer
+    of that fetch is read here. (The embedded broker always lists every
+    topic, which hid this; Apache Kafka does not.)
+    """
+    # aiokafka <0.15: its client is the only way to a fetched metadata answer, see above.
+    cluster = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
 async def _scan(
     settings: Settings,
     bootstrap_servers: str,
@@ -79,10 +92,7 @@ async def _scan(
     )
     try:
         await consumer.start()
-        await consumer.topics()  # refresh metadata so the topic's partitions are known
-        partitions = [
-            TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())
-        ]
+        partitions = await topic_partitions(consumer, topic)
         if not partitions:
             return
         consumer.assign(partitions)

@@ -16,6 +16,7 @@ from guardian.manual.policy import ManualPolicy
 from guardian.manual.requests import open_request
 from guardian.manual.tokens import Identity
 from guardian.metrics import GuardianMetrics
+from tests.support.brokers import TestBroker
 from tests.support.kafka import produce
 from tests.support.manual import Lookup, make_deploy
 
@@ -25,7 +26,7 @@ ALICE = Identity("alice", frozenset({"SRE"}))
 
 
 async def test_start_reads_valid_requests_and_skips_the_rest(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], broker: TestBroker
 ) -> None:
     """Records of other parts, tombstones and malformed requests are skipped at catch-up."""
     settings = settings_factory()
@@ -48,7 +49,8 @@ async def test_start_reads_valid_requests_and_skips_the_rest(
             (b"deploy:checkout", b"{}"),
             (b"request:mr-bad", b"not json"),
             (b"request:mr-bad2", orjson.dumps({"id": "x"})),
-            (None, b"{}"),
+            # Apache Kafka refuses a keyless record on a compacted topic.
+            *([] if broker.is_kafka else [(None, b"{}")]),
         ],
     )
     async with KafkaRequestLog(settings, bootstrap) as fresh:

@@ -24,7 +24,7 @@ async def test_missing_topics_are_created_once(settings_factory: Callable[..., S
     assert settings.bootstrap_servers
     created = await ensure_topics(settings, settings.bootstrap_servers)
     assert sorted(created) == sorted(guardian_topics(settings))
-    assert guardian_topics(settings)[settings.state_topic] == {"cleanup.policy": "compact"}
+    assert guardian_topics(settings)[settings.state_topic]["cleanup.policy"] == "compact"
     assert await ensure_topics(settings, settings.bootstrap_servers) == []
 
 
