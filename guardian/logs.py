@@ -3,6 +3,11 @@
 Event names are fixed snake_case strings with key-value context; values whose
 key looks secret are redacted by a processor, so a token or password that
 slips into a call never reaches a log line.
+
+Libraries that log through stdlib ``logging`` (aiokafka, aiohttp, asyncio)
+and Python warnings go through structlog's ``ProcessorFormatter``: the same
+renderer, the same stream, one line each, with the library's logger name in
+``logger``. Nothing else writes plain text between the structured lines.
 """
 
 from __future__ import annotations
@@ -26,23 +31,46 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return event_dict
 
 
-class _StderrWriter:
-    """Writes each rendered line to whatever ``sys.stderr`` is *now*.
+def _write_line(message: str) -> None:
+    """Write one rendered line to whatever ``sys.stderr`` is *now*.
 
     Binding the stream at configuration time breaks when it is later replaced
     or closed (test runners, ``guardian demo`` inside another program).
     """
+    print(message, file=sys.stderr, flush=True)  # noqa: T201 - this is the log sink
+
+
+class _StderrWriter:
+    """structlog's sink; ``name`` is what ``add_logger_name`` reports as ``logger``."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)  # noqa: T201 - this is the log sink
+        _write_line(message)
 
     debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _writer_for(*args: Any) -> _StderrWriter:
+    """``structlog.get_logger(__name__)`` passes the module name here."""
+    return _StderrWriter(str(args[0]) if args else "")
+
+
+class _StderrHandler(logging.Handler):
+    """The stdlib handler: each formatted record to the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _write_line(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
 
 
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> None:
-    """Set up structlog (and stdlib logging of libraries) once per process."""
+    """Set up structlog, and route stdlib logging of libraries into it; safe to call again."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -50,18 +78,34 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     numeric_level = logging.getLevelName(level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=lambda *_args: _StderrWriter(),
+        logger_factory=_writer_for,
         cache_logger_on_first_use=True,
     )
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     # Libraries (aiokafka, aiohttp) log through stdlib; keep their noise at warning.
-    logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stderr)
+    root.setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)  # warnings.warn(...) become records of "py.warnings"
