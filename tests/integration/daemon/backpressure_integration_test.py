@@ -13,10 +13,11 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from guardian.config.settings import Settings
 from guardian.kafka.sink import KafkaSink
+from guardian.kafka.state_store import topic_partitions
 from tests.integration.daemon.daemon_integration_test import running
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce_json, read_for, read_until
@@ -78,9 +79,9 @@ async def _committed(bootstrap: str, settings: Settings) -> dict[tuple[str, int]
     try:
         offsets = {}
         for topic in (settings.deploy_topic, settings.metric_topic):
-            for partition in consumer.partitions_for_topic(topic) or ():
-                offset = await consumer.committed(TopicPartition(topic, partition))
-                offsets[(topic, partition)] = offset if offset is not None else 0
+            for tp in await topic_partitions(consumer, topic):
+                offset = await consumer.committed(tp)
+                offsets[(topic, tp.partition)] = offset if offset is not None else 0
         return offsets
     finally:
         await consumer.stop()
