@@ -69,8 +69,11 @@ class _StderrHandler(logging.Handler):
 
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
-) -> None:
-    """Set up structlog, and route stdlib logging of libraries into it; safe to call again."""
+) -> bool:
+    """Set up structlog and route stdlib logging into it; True when lines are JSON.
+
+    Safe to call again: the previous stdlib handler is replaced, not doubled.
+    """
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -109,3 +112,4 @@ def configure_logging(
     # Libraries (aiokafka, aiohttp) log through stdlib; keep their noise at warning.
     root.setLevel(max(numeric_level, logging.WARNING))
     logging.captureWarnings(True)  # warnings.warn(...) become records of "py.warnings"
+    return use_json

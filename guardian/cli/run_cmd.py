@@ -1,8 +1,14 @@
 """``guardian run``: start the daemon with flags > environment > config file > defaults.
 
 Exit codes: 0 after a clean drain, 2 for a configuration problem, 1 for any
-other fatal error (always with one clear line on stderr), 130 when a second
-signal forces an immediate exit.
+other fatal error or a drain that outlived the grace period (always with one
+clear line on stderr: the log line, plus a plain one on a terminal), 130 when
+a second signal forces an immediate exit.
+
+The embedded broker (when no Kafka is configured) lives in its own session,
+so a Ctrl-C reaches only the guardian, which stops the broker after it has
+drained. Every early way out (grace period over, forced exit, a crash) stops
+the broker first; the ``finally`` around the event loop is the last resort.
 """
 
 from __future__ import annotations
@@ -62,11 +68,11 @@ def run(
     except ConfigError as exc:
         typer.echo(f"guardian: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    configure_logging(settings.log_level, settings.log_format)
-    raise typer.Exit(_serve(settings))
+    json_logs = configure_logging(settings.log_level, settings.log_format)
+    raise typer.Exit(_serve(settings, plain_errors=not json_logs))
 
 
-def _serve(settings: object) -> int:
+def _serve(settings: object, *, plain_errors: bool) -> int:
     import structlog
 
     from guardian.config.settings import Settings
@@ -80,9 +86,14 @@ def _serve(settings: object) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
         pass
+    daemon = Daemon(settings)
+
+    def exit_now(code: int) -> None:
+        # os._exit skips every finally and atexit: stop the broker by hand first.
+        daemon.stop_broker_now()
+        os._exit(code)
 
     async def main() -> None:
-        daemon = Daemon(settings)
         loop = asyncio.get_running_loop()
         first_signal_at: float | None = None
 
@@ -95,7 +106,7 @@ def _serve(settings: object) -> int:
                 if loop.time() - first_signal_at < _REPEAT_WINDOW_S:
                     return
                 log.warning("forced_exit", signal=signal.Signals(signum).name)
-                os._exit(EXIT_FORCED)
+                exit_now(EXIT_FORCED)
             first_signal_at = loop.time()
             log.info("stop_requested", signal=signal.Signals(signum).name)
             daemon.request_stop()
@@ -104,7 +115,7 @@ def _serve(settings: object) -> int:
 
         def _grace_expired() -> None:
             log.error("grace_period_expired", grace_period_s=settings.grace_period_s)
-            os._exit(EXIT_FATAL)
+            exit_now(EXIT_FATAL)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_stop_signal, signum)
@@ -114,19 +125,31 @@ def _serve(settings: object) -> int:
 
     try:
         asyncio.run(main())
-    except Exception as exc:
-        error = _root_cause(exc)
-        if isinstance(error, ConfigError):
-            log.error("config_invalid", error=str(error))
-            print(f"guardian: {error}", file=sys.stderr)  # noqa: T201 - the line an operator reads
-            return EXIT_CONFIG
-        if isinstance(error, GuardianError):
-            log.error("fatal_error", error=str(error))
-        else:
-            log.exception("crashed", error=repr(error))
-        print(f"guardian: fatal: {error}", file=sys.stderr)  # noqa: T201
-        return EXIT_FATAL
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        return _report_failure(exc, plain_errors=plain_errors)
+    finally:
+        daemon.stop_broker_now()  # a no-op after a clean drain: the daemon stopped it
     return 0
+
+
+def _report_failure(exc: Exception, *, plain_errors: bool) -> int:
+    """Log why the daemon ended (one line; a plain one too on a terminal); the exit code."""
+    import structlog
+
+    log = structlog.get_logger("guardian.cli")
+    error = _root_cause(exc)
+    if isinstance(error, ConfigError):
+        log.error("config_invalid", error=str(error))
+        if plain_errors:
+            print(f"guardian: {error}", file=sys.stderr)  # noqa: T201 - the line an operator reads
+        return EXIT_CONFIG
+    if isinstance(error, GuardianError):
+        log.error("fatal_error", error=str(error))
+    else:
+        log.error("crashed", error=repr(error), exc_info=exc)
+    if plain_errors:
+        print(f"guardian: fatal: {error}", file=sys.stderr)  # noqa: T201
+    return EXIT_FATAL
 
 
 def _root_cause(exc: BaseException) -> BaseException:

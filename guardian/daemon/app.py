@@ -5,11 +5,15 @@ the sink, the control plane and the source; one ``TaskGroup`` runs the
 consume loop beside the background loops (hot reload, lag). A crash in any
 task stops the daemon with a non-zero exit so the orchestrator restarts it;
 a stop request drains: the current batch is finished, written, committed.
+A drain gives up retrying a broker that is away once the grace period is
+spent (exit 1; the batch is re-delivered after a restart). The embedded
+broker is the first thing opened and the last closed, after every client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AsyncExitStack
 
 import structlog
@@ -56,6 +60,9 @@ class Daemon:
         self.readiness = Readiness()
         self._route_installers = route_installers
         self._stop = asyncio.Event()
+        # time.monotonic() by which a drain must be done; None while not draining.
+        self._drain_deadline: float | None = None
+        self._broker: EmbeddedBroker | None = None
         self.bootstrap_servers: str | None = settings.bootstrap_servers
         self.http_port: int | None = None
         self._reloader: RuleReloader | None = None
@@ -70,8 +77,14 @@ class Daemon:
     def request_stop(self) -> None:
         """Begin draining: finish the current batch, commit, exit."""
         if not self._stop.is_set():
-            log.info("drain_started")
+            log.info("drain_started", grace_period_s=self.settings.grace_period_s)
+            self._drain_deadline = time.monotonic() + self.settings.grace_period_s
         self._stop.set()
+
+    def stop_broker_now(self) -> None:
+        """Stop the embedded broker without the event loop, before a forced exit; safe twice."""
+        if self._broker is not None:
+            self._broker.stop_now()
 
     async def run(self) -> None:
         """Run until a stop request; raise on fatal errors."""
@@ -98,11 +111,12 @@ class Daemon:
             bootstrap = s.bootstrap_servers
             if not bootstrap:
                 s = self.settings = s.for_embedded_broker()
-                broker = await stack.enter_async_context(EmbeddedBroker())
+                broker = self._broker = await stack.enter_async_context(EmbeddedBroker())
                 bootstrap = broker.bootstrap_servers
                 log.warning(
                     "embedded_broker_started",
                     bootstrap_servers=bootstrap,
+                    pid=broker.pid,
                     note="no Kafka configured (GUARDIAN_BOOTSTRAP_SERVERS): using the in-memory "
                     "embedded broker; its data is lost on exit, not for production",
                 )
@@ -228,7 +242,11 @@ class Daemon:
                 await source.commit(result.next_offsets)
 
     async def _deliver(self, pipeline: Pipeline, result: BatchResult) -> None:
-        """Write a batch's outputs, retrying a broker that is away until it comes back."""
+        """Write a batch's outputs, retrying a broker that is away until it comes back.
+
+        While draining, only until the grace period is spent: then a
+        non-retriable SinkError ends the daemon (its offsets stay uncommitted).
+        """
         delay = 0.1
         while True:
             try:
@@ -237,6 +255,13 @@ class Daemon:
                 if not exc.retriable:
                     raise
                 self.readiness.set("broker_connected", False)
+                deadline = self._drain_deadline
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise SinkError(
+                        "delivery abandoned: the grace period of "
+                        f"{self.settings.grace_period_s:g}s is spent ({exc})",
+                        retriable=False,
+                    ) from exc
                 log.warning("delivery_retry", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
