@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
-from guardian.errors import SinkError
-from guardian.kafka.client import connection_options
+from guardian.errors import SinkError, SourceError
+from guardian.kafka.client import start_producer
 from guardian.kafka.source import KafkaSource, Position
 from guardian.kafka.state_store import read_latest
 
@@ -94,18 +94,17 @@ class StateStore:
         self._settings = settings
         self._bootstrap = bootstrap_servers
         self._producer: AIOKafkaProducer | None = None
+        self.idempotent = False
 
     async def start(self) -> None:
-        """Connect the producer."""
-        producer = AIOKafkaProducer(
-            **connection_options(self._settings, self._bootstrap), acks="all", linger_ms=0
-        )
+        """Connect the producer (acks=all, idempotent where the broker supports it)."""
         try:
-            await producer.start()
-        except KafkaError as exc:
-            await producer.stop()
+            started = await start_producer(
+                self._settings, self._bootstrap, client="notifier_state", linger_ms=0
+            )
+        except (KafkaError, SourceError) as exc:
             raise SinkError(f"cannot start the notifier's producer: {exc}") from exc
-        self._producer = producer
+        self._producer, self.idempotent = started.producer, started.idempotent
 
     async def load(self) -> dict[bytes, bytes]:
         """Every ``notifier|…`` record of the state topic (latest per key), read to its end."""

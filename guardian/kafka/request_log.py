@@ -7,7 +7,8 @@ before it serves the API, then tails it: a request made on one replica is
 visible on all, and pending requests survive restarts. Other keys on the
 state topic belong to other parts of the guardian and are skipped.
 
-``put`` writes through the producer and updates the local view only after
+``put`` writes through the producer (idempotent where the broker supports
+it, see ``start_producer``) and updates the local view only after
 the broker acknowledged the record (acks=all). ``KafkaOutputWriter`` writes
 a manual step's command, audit and notification records on the same
 producer and also returns only after their acknowledgement; it does not use
@@ -30,7 +31,7 @@ from guardian.config.settings import Settings
 from guardian.engine.decision import DeployInfo
 from guardian.errors import SinkError, SourceError
 from guardian.kafka.admin import compacted_topic_config, create_missing_topics
-from guardian.kafka.client import connection_options
+from guardian.kafka.client import connection_options, start_producer
 from guardian.manual.policy import REQUEST_KEY_PREFIX
 from guardian.manual.records import ManualOutput
 from guardian.manual.requests import RollbackRequest
@@ -59,6 +60,7 @@ class KafkaRequestLog:
         self.deploys: dict[tuple[str, str], DeployInfo] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self.idempotent = False
 
     async def start(self) -> None:
         """Connect, create the topic if missing, and read it to its end."""
@@ -70,13 +72,17 @@ class KafkaRequestLog:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,
         )
-        producer = AIOKafkaProducer(**options, acks="all", linger_ms=self._settings.linger_ms)
         try:
             await consumer.start()
             self._consumer = consumer
-            await producer.start()
-            self._producer = producer
-            partitions = await self._partitions(consumer, producer)
+            started = await start_producer(
+                self._settings,
+                self._bootstrap,
+                client="request_log",
+                linger_ms=self._settings.linger_ms,
+            )
+            self._producer, self.idempotent = started.producer, started.idempotent
+            partitions = await self._partitions(consumer, started.producer)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)

@@ -4,7 +4,8 @@
 broker acknowledged everything queued (acks=all). The pipeline commits its
 input offsets only after ``flush`` returns, which is the at-least-once
 promise. Command ids are deterministic, so a record re-sent after a crash is
-recognisable downstream.
+recognisable downstream. The producer is idempotent where the broker grants
+producer ids (``start_producer`` asks), so a retried batch is not written twice.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
-from guardian.errors import SinkError
-from guardian.kafka.client import connection_options
+from guardian.errors import SinkError, SourceError
+from guardian.kafka.client import start_producer
 
 # Kafka's default max.message.bytes is 1 MB; stay below it with headroom.
 MAX_OUTPUT_RECORD_BYTES = 1_000_000
@@ -31,22 +32,22 @@ class KafkaSink:
         self._bootstrap = bootstrap_servers
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future[object]] = []
+        self.idempotent = False
 
     async def start(self) -> None:
-        """Connect the producer."""
-        producer = AIOKafkaProducer(
-            **connection_options(self._settings, self._bootstrap),
-            acks="all",
-            linger_ms=self._settings.linger_ms,
-            max_request_size=MAX_OUTPUT_RECORD_BYTES + 64 * 1024,
-            compression_type=None,
-        )
+        """Connect the producer (acks=all, idempotent where the broker supports it)."""
         try:
-            await producer.start()
-        except KafkaError as exc:
-            await producer.stop()
+            started = await start_producer(
+                self._settings,
+                self._bootstrap,
+                client="sink",
+                linger_ms=self._settings.linger_ms,
+                max_request_size=MAX_OUTPUT_RECORD_BYTES + 64 * 1024,
+                compression_type=None,
+            )
+        except (KafkaError, SourceError) as exc:
             raise SinkError(f"cannot start the Kafka producer: {exc}") from exc
-        self._producer = producer
+        self._producer, self.idempotent = started.producer, started.idempotent
 
     async def send(
         self,
