@@ -10,6 +10,10 @@ a restore then reads about one record per key.
 
 Creation returns only once every new partition has a leader: Apache Kafka
 answers CreateTopics before the partitions can take reads and writes.
+
+Every admin connection retries an unreachable cluster for
+``connect_timeout_s``; a cluster that refuses the credentials or the TLS
+handshake is a ConfigError at once (exit code 2), never retried.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import asyncio
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from guardian.config.settings import Settings
 from guardian.errors import ConfigError, SourceError
-from guardian.kafka.client import connection_options
+from guardian.kafka.client import check_access, connection_options
 
 log = structlog.get_logger(__name__)
 
@@ -163,15 +167,26 @@ async def check_copartitioned(settings: Settings, bootstrap_servers: str) -> int
 
 
 async def _connected_admin(settings: Settings, bootstrap_servers: str) -> AIOKafkaAdminClient:
+    """An admin client, retrying an unreachable cluster until ``connect_timeout_s``.
+
+    On a secured cluster one connection is opened first (``check_access``):
+    a refused password or certificate is a ConfigError at once, not a retry
+    loop that looks like an outage (aiokafka itself reports it only as
+    "unable to bootstrap").
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.connect_timeout_s
     delay = 0.2
     while True:
-        admin = AIOKafkaAdminClient(**connection_options(settings, bootstrap_servers))
+        admin: AIOKafkaAdminClient | None = None
         try:
+            if settings.security_protocol != "PLAINTEXT":
+                await check_access(settings, bootstrap_servers)
+            admin = AIOKafkaAdminClient(**connection_options(settings, bootstrap_servers))
             await admin.start()
-        except (KafkaConnectionError, KafkaError, OSError) as exc:
-            await admin.close()
+        except (SourceError, KafkaError, OSError) as exc:
+            if admin is not None:
+                await admin.close()
             if loop.time() + delay > deadline:
                 raise SourceError(
                     f"Kafka at {bootstrap_servers} unreachable for "
