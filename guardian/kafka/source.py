@@ -14,26 +14,38 @@ older than that: it seeks to the first record of the horizon
 records whose Kafka timestamp is older without handing them on (their
 offsets are committed with the next batch). Once a partition reaches the
 horizon, every record is handed on again.
+
+A fetch or commit that fails with a retriable Kafka error is retried with
+backoff for up to ``connect_timeout_s``; then (or at once, for an error that
+retrying cannot fix) it raises a non-retriable ``SourceError`` that ends the
+daemon. A commit refused because the group rebalanced is not retried (the
+rebalance waits for the caller, who holds its lock): it is logged, and
+whoever owns the partitions next reads the batch again (at-least-once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from guardian.config.settings import Settings
 from guardian.errors import SourceError
 from guardian.kafka.client import connection_options
 
 log = structlog.get_logger(__name__)
+
+RETRY_INITIAL_S = 0.2
+RETRY_MAX_S = 5.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +182,12 @@ class KafkaSource:
     async def getmany(self, timeout_ms: int) -> list[RawRecord]:
         """The next batch across assigned partitions, in partition order."""
         consumer = self._require()
-        try:
-            batches = await consumer.getmany(
+        batches = await self._retrying(
+            "fetch",
+            lambda: consumer.getmany(
                 timeout_ms=timeout_ms, max_records=self._settings.max_batch_records
-            )
-        except KafkaError as exc:
-            raise SourceError(f"fetch failed: {exc}") from exc
+            ),
+        )
         if self._skip_before:
             batches = {tp: self._recent(tp, messages) for tp, messages in batches.items()}
         return [
@@ -202,12 +214,49 @@ class KafkaSource:
         if not next_offsets:
             return
         consumer = self._require()
+        offsets = {TopicPartition(t, p): offset for (t, p), offset in next_offsets.items()}
         try:
-            await consumer.commit(
-                {TopicPartition(t, p): offset for (t, p), offset in next_offsets.items()}
+            await self._retrying("commit", lambda: consumer.commit(offsets))
+        except CommitFailedError:
+            log.warning(
+                "commit_refused_by_rebalance",
+                partitions=sorted(f"{t}-{p}" for t, p in next_offsets),
+                note="the group rebalanced; the partitions' next owner reads this batch again",
             )
-        except KafkaError as exc:
-            raise SourceError(f"commit failed: {exc}") from exc
+
+    async def _retrying(self, operation: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a fetch or commit, backing off on retriable Kafka errors for ``connect_timeout_s``.
+
+        aiokafka retries some errors itself without end (a commit to a broker
+        that is away), so the whole call, retries included, runs under the budget.
+        """
+        budget_s = self._settings.connect_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_s
+        delay = RETRY_INITIAL_S
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await call()
+            except CommitFailedError:
+                raise
+            except TimeoutError as exc:
+                raise SourceError(
+                    f"Kafka {operation} did not succeed within connect_timeout_s={budget_s:g}s",
+                    retriable=False,
+                ) from exc
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise SourceError(f"Kafka {operation} failed: {exc}", retriable=False) from exc
+                if loop.time() + delay > deadline:
+                    raise SourceError(
+                        f"Kafka {operation} kept failing for connect_timeout_s={budget_s:g}s: "
+                        f"{exc}",
+                        retriable=False,
+                    ) from exc
+                log.warning("source_retry", operation=operation, error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     async def lag(self) -> dict[Position, int]:
         """Records behind the end of each assigned partition (from the broker's end offsets)."""
