@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import re
@@ -44,8 +45,8 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from benchmarks.procstat import cpu_seconds  # noqa: E402
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 TOKENS = {"bench-a": "bench-token-a-0123456789", "bench-b": "bench-token-b-0123456789"}
@@ -297,11 +298,9 @@ async def wait_ready(base: str, timeout_s: float = 60.0) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     """Broker, daemon, producer, load; print one JSON line."""
-    broker: EmbeddedBroker | None = None
-    if not args.bootstrap_servers:
-        broker = EmbeddedBroker()
-        await broker.start()
-        args.bootstrap_servers = broker.bootstrap_servers
+    stack = contextlib.AsyncExitStack()
+    broker = await stack.enter_async_context(bench_broker(args))
+    args.bootstrap_servers = broker.bootstrap
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -335,7 +334,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.warmup)
             before, t0 = await consumed(base), time.monotonic()
             pids = {"daemon": procs[0].pid, "producer": procs[1].pid}
-            pids |= {"broker": broker.pid} if broker and broker.pid else {}
+            pids |= {"broker": broker.pid} if broker.pid else {}
             cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"loadgen": own_cpu_s()}
             figures = await drive(args, base)
             after, t1 = await consumed(base), time.monotonic()
@@ -345,7 +344,7 @@ async def main(args: argparse.Namespace) -> None:
             # Other work on the machine shows here: the figures mean little when it is busy.
             figures["machine"] = {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]}
             keys = ("events_per_s", "connections", "max_batch", "duration", "bootstrap_servers")
-            figures["config"] = {k: getattr(args, k) for k in keys} | {"embedded": bool(broker)}
+            figures["config"] = {k: getattr(args, k) for k in keys} | {"broker": broker.kind}
             print(orjson.dumps(figures).decode(), flush=True)
         finally:
             for proc in reversed(procs):
@@ -354,8 +353,7 @@ async def main(args: argparse.Namespace) -> None:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            if broker is not None:
-                await broker.stop()
+            await stack.aclose()
 
 
 def parse() -> argparse.Namespace:
@@ -367,7 +365,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--events-per-s", type=float, default=5000.0, help="input events/s")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of events first")
     parser.add_argument("--max-batch", type=int, default=5000, help="daemon max_batch_records")
-    parser.add_argument("--bootstrap-servers", default=None, help="Kafka; default: embedded")
+    add_broker_arguments(parser)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--produce", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, default=0, help=argparse.SUPPRESS)

@@ -24,18 +24,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from benchmarks.procstat import cpu_seconds  # noqa: E402
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 
-async def idle_cpu(fetch_wait_ms: int, settle_s: float, seconds: float) -> dict[str, float]:
+async def idle_cpu(
+    args: argparse.Namespace, fetch_wait_ms: int, settle_s: float, seconds: float
+) -> dict[str, float]:
     """CPU of one guardian and its broker over ``seconds`` of idleness."""
-    async with EmbeddedBroker() as broker:
+    async with bench_broker(args) as broker:
         port = free_port()
         env = {
             **os.environ,
-            "GUARDIAN_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "GUARDIAN_BOOTSTRAP_SERVERS": broker.bootstrap,
             "GUARDIAN_GROUP_ID": f"idle-{fetch_wait_ms}",
             "GUARDIAN_HTTP": f"127.0.0.1:{port}",
             "GUARDIAN_RULES": str(REPO / "rules"),
@@ -51,7 +53,8 @@ async def idle_cpu(fetch_wait_ms: int, settle_s: float, seconds: float) -> dict[
             if process.poll() is not None:
                 raise RuntimeError(f"guardian exited with {process.returncode}")
             broker_pid = broker.pid
-            assert broker_pid is not None  # noqa: S101 - started above
+            if broker_pid is None:
+                raise SystemExit("idle.py measures its own broker: use --kafka or the default")
             g0, b0, t0 = cpu_seconds(process.pid), cpu_seconds(broker_pid), time.monotonic()
             await asyncio.sleep(seconds)
             g1, b1, t1 = cpu_seconds(process.pid), cpu_seconds(broker_pid), time.monotonic()
@@ -70,11 +73,15 @@ async def main() -> None:
     parser.add_argument("--fetch-wait-ms", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--settle-s", type=float, default=15.0)
+    add_broker_arguments(parser)
     args = parser.parse_args()
     results = {
-        str(wait): await idle_cpu(wait, args.settle_s, args.seconds) for wait in args.fetch_wait_ms
+        str(wait): await idle_cpu(args, wait, args.settle_s, args.seconds)
+        for wait in args.fetch_wait_ms
     }
-    print(json.dumps({"benchmark": "idle", "seconds": args.seconds, "by_fetch_wait_ms": results}))
+    broker = "kafka" if args.kafka else "external" if args.bootstrap_servers else "embedded"
+    summary = {"benchmark": "idle", "broker": broker, "seconds": args.seconds}
+    print(json.dumps({**summary, "by_fetch_wait_ms": results}))
 
 
 if __name__ == "__main__":

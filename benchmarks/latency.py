@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 
@@ -199,20 +199,16 @@ async def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--rate", type=int, default=5000, help="background events per second")
     parser.add_argument("--fetch-wait-ms", type=int, nargs="+", default=[10, 100])
-    parser.add_argument("--bootstrap-servers", default=None)
+    add_broker_arguments(parser)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap_servers
-    if bootstrap is None:
-        broker = EmbeddedBroker()
-        await broker.start()
-        bootstrap = broker.bootstrap_servers
-    try:
+    async with bench_broker(args) as broker:
+        bootstrap = broker.bootstrap
         results = [await run_setting(bootstrap, wait, args) for wait in args.fetch_wait_ms]
-    finally:
-        if broker is not None:
-            await broker.stop()
-    print(orjson.dumps({"benchmark": "latency", "rate": args.rate, "results": results}).decode())
+    print(
+        orjson.dumps(
+            {"benchmark": "latency", "broker": broker.kind, "rate": args.rate, "results": results}
+        ).decode()
+    )
 
 
 if __name__ == "__main__":

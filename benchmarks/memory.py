@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 T0 = 1795478400000
@@ -156,19 +156,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000, 20000])
     parser.add_argument("--rounds", type=int, default=6, help="events per series")
-    parser.add_argument("--bootstrap-servers", default=None)
+    add_broker_arguments(parser)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap_servers
-    if bootstrap is None:
-        broker = EmbeddedBroker()
-        await broker.start()
-        bootstrap = broker.bootstrap_servers
-    try:
+    async with bench_broker(args) as broker:
+        bootstrap = broker.bootstrap
         results = [await measure(bootstrap, n, args.rounds) for n in sorted(args.series)]
-    finally:
-        if broker is not None:
-            await broker.stop()
     low, high = results[0], results[-1]
     per_series_kb = (
         (high["rss_mb"] - low["rss_mb"]) * 1024 / (high["series"] - low["series"])
@@ -179,6 +171,7 @@ async def main() -> None:
         orjson.dumps(
             {
                 "benchmark": "memory",
+                "broker": broker.kind,
                 "results": results,
                 "kb_per_extra_series": round(per_series_kb, 2) if per_series_kb else None,
             }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -34,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 GUARDIAN = str(Path(sys.executable).with_name("guardian"))
@@ -208,17 +209,14 @@ async def main() -> None:
     parser.add_argument("--kill-every", type=float, default=60)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--services", type=int, default=200)
-    parser.add_argument("--bootstrap-servers", default=None)
+    add_broker_arguments(parser)
     parser.add_argument("--log-dir", default="soak-logs")
     args = parser.parse_args()
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    broker = None
-    bootstrap = args.bootstrap_servers
-    if bootstrap is None:
-        broker = EmbeddedBroker()
-        await broker.start()
-        bootstrap = broker.bootstrap_servers
+    stack = contextlib.AsyncExitStack()
+    broker = await stack.enter_async_context(bench_broker(args))
+    bootstrap = broker.bootstrap
     tag = str(os.getpid())
     topics = {
         "deploy": f"soak.deploy.{tag}",
@@ -271,8 +269,7 @@ async def main() -> None:
         letters = await read_all(bootstrap, topics["dlq"])
     finally:
         replicas.stop()
-        if broker is not None:
-            await broker.stop()
+        await stack.aclose()
     ids_by_deploy: dict[str, set[str]] = defaultdict(set)
     for command in commands:
         if command.get("kind") == "rollback_command":
@@ -286,6 +283,7 @@ async def main() -> None:
         orjson.dumps(
             {
                 "benchmark": "soak",
+                "broker": broker.kind,
                 "minutes": args.minutes,
                 "replicas": args.replicas,
                 "kills": replicas.kills,

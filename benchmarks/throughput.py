@@ -33,7 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from guardian.kafka.embedded import EmbeddedBroker  # noqa: E402
+from benchmarks.brokers import add_broker_arguments, bench_broker  # noqa: E402
 from guardian.ports import free_port  # noqa: E402
 
 T0 = 1795478400000
@@ -220,29 +220,22 @@ async def main() -> None:
     parser.add_argument(
         "--replicas", type=int, default=1, help="guardian processes in one consumer group"
     )
-    parser.add_argument("--bootstrap-servers", default=None)
+    add_broker_arguments(parser)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap_servers
-    if bootstrap is None:
-        broker = EmbeddedBroker()
-        await broker.start()
-        bootstrap = broker.bootstrap_servers
-    suffix = os.getpid()
-    topic, deploy_topic = f"bench.metrics.{suffix}", f"bench.deploys.{suffix}"
-    try:
+    async with bench_broker(args) as broker:
+        bootstrap = broker.bootstrap
+        suffix = os.getpid()
+        topic, deploy_topic = f"bench.metrics.{suffix}", f"bench.deploys.{suffix}"
         started = time.perf_counter()
         await produce_all(bootstrap, topic, deploy_topic, args)
         produce_s = time.perf_counter() - started
         bare = await bare_consumer(bootstrap, topic, args.events)
         guardian = await guardian_rate(bootstrap, args, topic, deploy_topic)
-    finally:
-        if broker is not None:
-            await broker.stop()
     print(
         orjson.dumps(
             {
                 "benchmark": "throughput",
+                "broker": broker.kind,
                 "events": args.events,
                 "services": args.services,
                 "deploys": args.deploys,
