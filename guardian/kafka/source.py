@@ -259,7 +259,13 @@ class KafkaSource:
             delay = min(delay * 2, RETRY_MAX_S)
 
     async def lag(self) -> dict[Position, int]:
-        """Records behind the end of each assigned partition (from the broker's end offsets)."""
+        """Records behind the end of each assigned partition: end offset minus position.
+
+        Exact on Apache Kafka (the end offset is the high watermark; between
+        batches the position is the committed offset). The embedded broker
+        reports the start of a partition's last batch as its end, so there the
+        figure is low by up to a batch and would go negative: hence the floor.
+        """
         consumer = self._require()
         partitions = list(consumer.assignment())
         if not partitions:
