@@ -102,6 +102,8 @@ class KafkaSource:
         # Per fresh partition: records with an older Kafka timestamp are skipped.
         self._skip_before: dict[TopicPartition, int] = {}
         self.skipped = 0
+        # Of ``skipped``, those the seek passed over; the rest were dropped by timestamp.
+        self.skipped_by_seek = 0
         self._bootstrap = bootstrap_servers
         self._topics = topics
         self._on_assignment = on_assignment
@@ -136,16 +138,20 @@ class KafkaSource:
         except KafkaError as exc:
             log.warning("history_seek_failed", error=str(exc))
             return
+        by_seek = 0
         for tp in fresh:
             position = found.get(tp)
             offset = position.offset if position is not None else ends[tp]
             consumer.seek(tp, offset)
-            self.skipped += max(0, offset - starts.get(tp, offset))
+            by_seek += max(0, offset - starts.get(tp, offset))
             self._skip_before[tp] = cutoff
+        self.skipped += by_seek
+        self.skipped_by_seek += by_seek
         log.info(
             "history_skipped_before",
             cutoff_ms=cutoff,
             partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in fresh),
+            skipped_by_seek=by_seek,
         )
 
     def partition_count(self, topic: str) -> int:
