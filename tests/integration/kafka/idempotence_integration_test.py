@@ -15,11 +15,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from guardian.config.settings import Settings
+from guardian.errors import SinkError
 from guardian.kafka.admin import ensure_topics
 from guardian.kafka.client import idempotence_refusal
 from guardian.kafka.outbox import StateStore
 from guardian.kafka.request_log import KafkaRequestLog
 from guardian.kafka.sink import KafkaSink
+from guardian.ports import free_port
 from tests.support.brokers import TestBroker
 from tests.support.kafka import read_until
 
@@ -70,3 +72,14 @@ async def test_every_producer_is_idempotent_on_kafka_and_plain_with_a_reason_els
         assert all("InitProducerId" in entry["reason"] for entry in off)
     written = await read_until(bootstrap, settings.audit_topic, lambda seen: len(seen) >= 2)
     assert sorted(record["n"] for record in written) == [1, 2]
+
+
+async def test_a_producer_without_a_broker_is_a_retriable_sink_error(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Nobody answers the producer-id question: the sink reports the broker away, retriable."""
+    address = f"127.0.0.1:{free_port()}"
+    settings = settings_factory(bootstrap_servers=address)
+    with pytest.raises(SinkError, match="no Kafka broker") as failed:
+        await KafkaSink(settings, address).start()
+    assert failed.value.retriable
