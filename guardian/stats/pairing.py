@@ -1,0 +1,82 @@
+"""Pairing the two cohorts' events into the spans the tests compare.
+
+The tests compare canary and stable over the *same* span of event time.
+Metric events of the two cohorts arrive separately; ``CountPairing`` sums
+each cohort's counts until both have reported since the last update, then
+hands both sums over at once, so every update covers (about) one shared
+span. ``LatestSample`` keeps stable's newest gauge sample for the canary's
+next one to be paired with, and refuses a sample that is too old.
+
+Limits: no clock and no buffer; a cohort that stops reporting simply makes
+no more updates (the tests stay where they are: inconclusive is reported).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Cohort = Literal["canary", "stable"]
+
+
+class CountPairing:
+    """Counts of both cohorts since the last update; four floats and two flags."""
+
+    __slots__ = (
+        "canary_errors",
+        "canary_requests",
+        "has_canary",
+        "has_stable",
+        "stable_errors",
+        "stable_requests",
+    )
+
+    def __init__(self) -> None:
+        self.canary_requests = self.canary_errors = 0.0
+        self.stable_requests = self.stable_errors = 0.0
+        self.has_canary = self.has_stable = False
+
+    def add(
+        self, cohort: Cohort, requests: float, errors: float
+    ) -> tuple[float, float, float, float] | None:
+        """Add one event's counts; once both cohorts reported, return and reset the sums.
+
+        The tuple is (canary requests, canary errors, stable requests, stable
+        errors), ready for ``RateTest.update``.
+        """
+        if cohort == "canary":
+            self.canary_requests += requests
+            self.canary_errors += errors
+            self.has_canary = True
+        else:
+            self.stable_requests += requests
+            self.stable_errors += errors
+            self.has_stable = True
+        if not (self.has_canary and self.has_stable):
+            return None
+        pair = (self.canary_requests, self.canary_errors, self.stable_requests, self.stable_errors)
+        self.canary_requests = self.canary_errors = 0.0
+        self.stable_requests = self.stable_errors = 0.0
+        self.has_canary = self.has_stable = False
+        return pair
+
+
+class LatestSample:
+    """Stable's newest gauge sample (value, requests behind it, event time)."""
+
+    __slots__ = ("at_ms", "requests", "value")
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.requests: float | None = None
+        self.at_ms = 0
+
+    def set(self, value: float, at_ms: int, requests: float | None = None) -> None:
+        """Remember a newer sample (an older one than held is ignored)."""
+        if self.value is None or at_ms >= self.at_ms:
+            self.value, self.requests, self.at_ms = value, requests, at_ms
+
+    def fresh(self, at_ms: int, max_age_ms: int) -> float | None:
+        """The held value if it is at most ``max_age_ms`` older than ``at_ms``, else None."""
+        if self.value is None or abs(at_ms - self.at_ms) > max_age_ms:
+            return None
+        return self.value
