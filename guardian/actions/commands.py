@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import orjson
+
 from guardian.engine.decision import Decision, DeployInfo
 from guardian.wire.records import (
     PROCEDURE_BY_COMPONENT,
@@ -54,7 +56,11 @@ def build_command(
     request_id: str | None = None,
     signing_key: bytes | None = None,
 ) -> RollbackCommand:
-    """The rollback command for a deploy, signed when a key is given."""
+    """The rollback command for a deploy, signed when a key is given.
+
+    Raises ``SigningError`` if the evidence holds an integer beyond ±(2**53 - 1),
+    which RFC 8785 (and every JavaScript executor) cannot represent exactly.
+    """
     procedure = PROCEDURE_BY_COMPONENT[deploy.component]
     command = RollbackCommand(
         command_id=command_id(deploy.deploy_id, trigger, request_id),
@@ -82,7 +88,9 @@ def build_command(
     )
     if signing_key is None:
         return command
-    payload = command.model_dump(mode="json")
+    # Sign the values a verifier parses from the JSON the guardian writes:
+    # pydantic writes a non-finite float as null, model_dump would keep it.
+    payload = orjson.loads(command.model_dump_json())
     return command.model_copy(update={"signature": sign(payload, signing_key)})
 
 

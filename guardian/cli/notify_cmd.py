@@ -2,9 +2,10 @@
 
 ``subscriptions check`` validates a subscriptions file and prints every
 problem as ``file:line:column: field.path: message`` (exit 1), like ``rules
-check``. ``verify`` checks the HMAC-SHA256 signature of rollback commands read
-from a topic (``--topic`` with ``--bootstrap-servers``, from the beginning to
-the current end) or as JSON lines from stdin, prints ``ok``/``BAD`` per
+check``. ``verify`` checks the signatures of rollback commands
+(``hmac-sha256+jcs``, or the legacy bare-hex form, which it marks) read from a
+topic (``--topic`` with ``--bootstrap-servers``, from the beginning to the
+current end) or as JSON lines from stdin, prints ``ok``/``BAD`` per
 ``command_id`` and exits 1 if any is bad. The key comes from an environment
 variable (never a flag, so it stays out of shell history).
 """
@@ -72,7 +73,8 @@ def verify(
 
 def report(lines: list[bytes], key: bytes) -> int:
     """Print ok/BAD per command; return the exit code (1 if any command is bad)."""
-    from guardian.wire.signing import verify as verify_signature
+    from guardian.wire.signing import LEGACY, Problem
+    from guardian.wire.signing import check as check_signature
 
     bad = checked = 0
     for number, line in enumerate(lines, start=1):
@@ -88,10 +90,14 @@ def report(lines: list[bytes], key: bytes) -> int:
             continue  # pause commands and other records carry no signature
         checked += 1
         command_id = record.get("command_id", f"line {number}")
-        if verify_signature(record, key):
-            typer.echo(f"ok  {command_id}")
+        outcome = check_signature(record, key)
+        if outcome.ok:
+            legacy = " (legacy json.dumps signature)" if outcome.scheme == LEGACY else ""
+            typer.echo(f"ok  {command_id}{legacy}")
         else:
-            reason = "no signature" if not record.get("signature") else "signature mismatch"
+            reason = str(outcome.problem)
+            if outcome.problem is Problem.UNKNOWN_ALG:
+                reason += f" {outcome.alg!r}"
             typer.echo(f"BAD {command_id}: {reason}")
             bad += 1
     typer.echo(f"{checked} command(s) checked, {bad} bad", err=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import orjson
 import pytest
 
 from guardian.actions.commands import build_command, command_from_decision, command_id
 from guardian.engine.decision import Decision, DeployInfo
-from guardian.wire.signing import verify
+from guardian.wire.signing import SigningError, verify
 
 DEPLOY = DeployInfo(
     deploy_id="d-8812",
@@ -106,9 +107,29 @@ def test_no_command_for_dry_runs_notifications_or_missing_deploys(
 
 
 def test_signed_command_verifies() -> None:
-    """With a key, the command carries an HMAC signature executors can verify."""
+    """With a key, the command carries an hmac-sha256+jcs signature executors can verify."""
     command = command_from_decision(_decision(), issued_at_ms=1, signing_key=b"secret")
     assert command is not None
-    payload = command.model_dump(mode="json")
+    assert command.signature is not None
+    assert command.signature.startswith("hmac-sha256+jcs:")
+    payload = orjson.loads(command.model_dump_json())
     assert verify(payload, b"secret")
     assert not verify({**payload, "to_version": "1.0.0"}, b"secret")
+
+
+def test_signature_covers_what_is_written_even_for_non_finite_evidence() -> None:
+    """An infinite value is written as null; the signature is over that, so it verifies."""
+    evidence = {"metric": "latency", "observed": float("inf"), "threshold": 200.0}
+    decision = _decision(evidence=evidence)
+    command = command_from_decision(decision, issued_at_ms=1, signing_key=b"secret")
+    assert command is not None
+    written = orjson.loads(command.model_dump_json())
+    assert written["evidence"]["observed"] is None
+    assert verify(written, b"secret")
+
+
+def test_evidence_integers_beyond_i_json_cannot_be_signed() -> None:
+    """An integer no JavaScript executor reads exactly is a SigningError, never a bad signature."""
+    decision = _decision(evidence={"samples": 2**53})
+    with pytest.raises(SigningError):
+        command_from_decision(decision, issued_at_ms=1, signing_key=b"secret")

@@ -1,58 +1,87 @@
-"""The executor snippet in the README verifies real signed commands."""
+"""The README's verifier snippets are the files the suite runs, and the Python one works.
+
+Each language's snippet in "Verifying commands" must be the exact text of its
+file under ``verifiers/`` (Node.js, Go and Java run in ``tests/verifiers``);
+the Python snippet is taken from the README itself and run here against the
+vectors and commands built now.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from guardian.actions.commands import build_command
-from guardian.engine.decision import DeployInfo
+import pytest
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+from tests.verifiers.samples import (
+    KEY,
+    VECTORS_FILE,
+    genuine_commands,
+    random_commands,
+    tamperings,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+README = REPO / "README.md"
+SNIPPETS = {
+    "python": "verifiers/python/verify.py",
+    "js": "verifiers/node/verify.js",
+    "go": "verifiers/go/verify.go",
+    "java": "verifiers/java/src/main/java/guardian/verifier/Verify.java",
+}
 
 
-def _snippet_verify() -> Any:
-    text = README.read_text()
-    section = text[text.index("## Verifying commands") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    namespace: dict[str, Any] = {}
-    exec(compile(code.group(1), "README", "exec"), namespace)  # noqa: S102 - our own README
-    return namespace["verify"]
+def _section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Verifying commands\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
 
 
-def test_readme_snippet_accepts_signed_and_rejects_tampered_commands() -> None:
-    """Plain json + hmac, as documented, agrees with the guardian's signatures."""
-    verify = _snippet_verify()
-    deploy = DeployInfo(
-        deploy_id="d-é",
-        service="checkout",
-        environment="production",
-        version="2.4.1",
-        previous_version="2.4.0",
-        strategy="progressive",
-        component="database",
-        regions=("us-east", "eu-west"),
-        started_at_ms=1795478400000,
+def _blocks(fence: str) -> list[str]:
+    return re.findall(rf"^```{fence}\n(.*?)^```$", _section(), re.S | re.M)
+
+
+@pytest.mark.parametrize(("fence", "path"), sorted(SNIPPETS.items()))
+def test_readme_snippet_is_the_file_the_suite_runs(fence: str, path: str) -> None:
+    """The README shows each verifier file verbatim, so the documented code is the tested code."""
+    assert _blocks(fence) == [(REPO / path).read_text(encoding="utf-8")], (
+        f"README 'Verifying commands' must hold {path} verbatim in one ```{fence} block"
     )
-    command = build_command(
-        deploy,
-        trigger="automatic",
-        reason="error rate 8.3% → rollback",
-        issued_at_ms=1795478460123,
-        rule="error-rate-critical",
-        evidence={
-            "metric": "error_rate",
-            "observed": 0.083,
-            "threshold": 0.05,
-            "baseline": 0.004,
-            "window_s": 30.0,
-            "samples": 41,
-            "tiny": 1e-7,
-        },
-        signing_key=b"k",
-    ).model_dump(mode="json")
-    assert verify(command, b"k")
-    assert not verify({**command, "to_version": "0"}, b"k")
-    assert not verify(command, b"other")
+
+
+def _snippet() -> dict[str, Any]:
+    (code,) = _blocks("python")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README's snippet
+    return namespace
+
+
+def test_python_snippet_matches_every_vector() -> None:
+    """The snippet computes each vector's canonical bytes and accepts exactly the genuine ones."""
+    snippet = _snippet()
+    for vector in json.loads(VECTORS_FILE.read_text(encoding="utf-8"))["vectors"]:
+        command, key = vector["command"], vector["key"].encode()
+        assert snippet["canonical"](command).decode() == vector["canonical"], vector["name"]
+        assert snippet["verify"](command, key) is (vector["expect"] == "accept"), vector["name"]
+
+
+def test_python_snippet_accepts_fresh_commands_and_rejects_tampered_ones() -> None:
+    """Commands the guardian signs now pass the snippet; every tampering of them fails."""
+    verify = _snippet()["verify"]
+    commands = [*genuine_commands().values(), *random_commands(17, 40)]
+    for command in commands:
+        assert verify(command, KEY.encode()), command["command_id"]
+        assert not verify(command, b"another key")
+        for name, change in tamperings().items():
+            assert not verify(change(command), KEY.encode()), name
+
+
+def test_python_snippet_refuses_integers_outside_i_json() -> None:
+    """A forged command with an integer JCS cannot represent is refused, not an exception."""
+    verify = _snippet()["verify"]
+    (command, *_) = genuine_commands().values()
+    forged = {**command, "evidence": {**command["evidence"], "samples": 2**64}}
+    assert not verify(forged, KEY.encode())
