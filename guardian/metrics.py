@@ -106,4 +106,40 @@ class GuardianMetrics:
             registry=r,
         )
         self.rules_loaded = Gauge("guardian_rules_loaded", "Rules in force", registry=r)
+        self.input_samples = Counter(
+            "guardian_input_samples",
+            "Samples read from OTLP records and remote-write requests",
+            ["input"],
+            registry=r,
+        )
+        self.input_samples_skipped = Counter(
+            "guardian_input_samples_skipped",
+            "Input samples not converted, by reason (unmapped_metric, no_service, ...)",
+            ["input", "reason"],
+            registry=r,
+        )
+        self.input_events = Counter(
+            "guardian_input_events",
+            "Metric events converted from an input and acknowledged on the metric topic",
+            ["input"],
+            registry=r,
+        )
+        self.input_batches = Counter(
+            "guardian_input_batches",
+            "OTLP records and remote-write requests by outcome",
+            ["input", "outcome"],
+            registry=r,
+        )
+        self.input_series = Gauge(
+            "guardian_input_series",
+            "Cumulative series an input converter remembers",
+            ["input"],
+            registry=r,
+        )
+        self.input_series_evicted = Counter(
+            "guardian_input_series_evicted",
+            "Cumulative series forgotten at inputs_max_series (they restart from a baseline)",
+            ["input"],
+            registry=r,
+        )
         self.ready = Gauge("guardian_ready", "1 when the guardian is ready to judge", registry=r)

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "guardian.cli.demo_cmd",
     "guardian.cli.rollback_cmd",
     "guardian.cli.tokens_cmd",
+    "guardian.cli.inputs_cmd",
 )
 
 app = typer.Typer(

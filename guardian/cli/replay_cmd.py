@@ -1,4 +1,4 @@
-"""``guardian replay``: feed a file of v1 events through the engine in event time.
+"""``guardian replay``: feed a file of v1 events (or an OTLP dump) through the engine.
 
 Each line is decoded exactly as the daemon decodes a record, fed to the
 engine in file order, and followed by ``engine.advance(max event time so
@@ -6,6 +6,8 @@ far)`` — the daemon does the same per batch, so both make the same decisions.
 Decisions are printed as JSONL (``Decision.to_dict``) or a table; lines that
 do not decode are reported on stderr with their line number and skipped.
 ``--explain DEPLOY_ID`` prints the engine's explanation of one deploy instead.
+``--input-format otlp-json`` reads OTLP/JSON export requests, one per line
+(v1 events may be interleaved), converted as the OTLP bridge converts them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from guardian.gc_tuning import tuned_gc
 if TYPE_CHECKING:
     from guardian.engine import Engine
     from guardian.engine.decision import Decision
+    from guardian.inputs.mapping import InputsFile
+    from guardian.wire.events import InputEvent
 
 
 def register(app: typer.Typer) -> None:
@@ -36,21 +40,33 @@ def run_replay(
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[Decision]:
     """Feed raw lines to ``engine``; yield decisions; report undecodable lines by number."""
+    return feed(engine, _decoded(lines, on_bad, on_progress))
+
+
+def _decoded(
+    lines: Iterable[bytes],
+    on_bad: Callable[[int, str], None],
+    on_progress: Callable[[int], None] | None,
+) -> Iterator[InputEvent]:
     from guardian.errors import DecodeError
     from guardian.wire.events import decode_event
 
-    process, advance = engine.process, engine.advance
-    high = 0
     for number, line in enumerate(lines, start=1):
         if on_progress is not None and number % 16384 == 0:
             on_progress(number)
         if not line.strip():
             continue
         try:
-            event = decode_event(line)
+            yield decode_event(line)
         except DecodeError as exc:
             on_bad(number, exc.reason)
-            continue
+
+
+def feed(engine: Engine, events: Iterable[InputEvent]) -> Iterator[Decision]:
+    """Events to ``engine`` in order, advancing event time as the daemon does per batch."""
+    process, advance = engine.process, engine.advance
+    high = 0
+    for event in events:
         decisions = process(event)
         if decisions:
             yield from decisions
@@ -86,6 +102,15 @@ def _table(decisions: list[Decision]) -> Any:
 
 def replay(
     events: Path = typer.Argument(..., help="JSONL file of v1 events, as on the topics."),
+    input_format: str = typer.Option(
+        "v1",
+        "--input-format",
+        help="v1, or otlp-json: OTLP/JSON export requests, one per line (v1 events may be "
+        "interleaved).",
+    ),
+    inputs: Path | None = typer.Option(
+        None, "--inputs", help="inputs.yaml for --input-format otlp-json (default mapping)."
+    ),
     rules: Path = typer.Option(Path("rules"), "--rules", help="Rule file or directory."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or table."),
     explain: str | None = typer.Option(None, "--explain", help="Explain one deploy's rules."),
@@ -101,6 +126,7 @@ def replay(
     if fmt not in ("jsonl", "table"):
         typer.echo("guardian: --format must be jsonl or table", err=True)
         raise typer.Exit(2)
+    mapping = _otlp_mapping(input_format, inputs)
     try:
         rule_set = load_rules(rules)
     except ConfigError as exc:
@@ -121,7 +147,13 @@ def replay(
     collected: list[Decision] = []
     out = sys.stdout.buffer
     with handle, _Progress(events) as progress, tuned_gc():
-        for decision in run_replay(engine, handle, on_bad, progress):
+        if mapping is None:
+            decided = run_replay(engine, handle, on_bad, progress)
+        else:
+            from guardian.inputs.replay import otlp_json_events
+
+            decided = feed(engine, otlp_json_events(handle, mapping, on_bad, progress, max_series))
+        for decision in decided:
             if explain is not None or fmt == "table":
                 collected.append(decision)
             else:
@@ -139,6 +171,23 @@ def replay(
         from rich.console import Console
 
         Console(width=200).print(_table(collected))
+
+
+def _otlp_mapping(input_format: str, inputs: Path | None) -> InputsFile | None:
+    """The mapping for ``--input-format otlp-json``; None for v1; exit 2 when invalid."""
+    from guardian.errors import ConfigError
+    from guardian.inputs.mapping import load_inputs
+
+    if input_format not in ("v1", "otlp-json"):
+        typer.echo("guardian: --input-format must be v1 or otlp-json", err=True)
+        raise typer.Exit(2)
+    if input_format == "v1":
+        return None
+    try:
+        return load_inputs(inputs)
+    except ConfigError as exc:
+        typer.echo(f"guardian: invalid inputs file:\n{exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 class _Progress:

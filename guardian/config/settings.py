@@ -169,6 +169,24 @@ class Settings(BaseSettings):
         default_factory=lambda: ["guardian/#"], description="MQTT topic filters"
     )
 
+    # --- inputs from the ecosystem (OTLP, Prometheus remote write)
+    otlp_topics: list[str] = Field(
+        default_factory=list,
+        description="OTLP metric topics to convert to metric events (the Collector's Kafka "
+        "exporter writes otlp_metrics); empty = no OTLP bridge",
+    )
+    otlp_encoding: Literal["otlp_proto", "otlp_json"] = Field(
+        "otlp_proto", description="Encoding of the OTLP records (the exporter's encoding)"
+    )
+    inputs_file: Path | None = Field(
+        None, description="inputs.yaml: how OTLP and Prometheus metrics map; unset = defaults"
+    )
+    inputs_max_series: int = Field(
+        200_000,
+        ge=1,
+        description="Cumulative series each input remembers; the least recently updated goes",
+    )
+
     # --- logs
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level")
     log_format: Literal["auto", "json", "console"] = Field(

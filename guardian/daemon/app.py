@@ -28,6 +28,7 @@ from guardian.daemon.state import StateKeeper, owned_partitions
 from guardian.engine import Engine, load_rules
 from guardian.engine.rules.horizon import history_horizon_ms
 from guardian.errors import GuardianError, SinkError
+from guardian.inputs.adapters import Inputs
 from guardian.kafka.admin import check_copartitioned, ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
@@ -130,13 +131,14 @@ class Daemon:
             manual = await stack.enter_async_context(
                 ManualRollbacks(s, bootstrap, sink, engine.deploy_of, self.metrics)
             )
+            inputs = await stack.enter_async_context(Inputs(s, bootstrap, self.metrics))
             control = await stack.enter_async_context(
                 ControlPlane(
                     s.http_host,
                     s.http_port,
                     self.readiness,
                     self.metrics,
-                    (*self._route_installers, manual.install),
+                    (*self._route_installers, manual.install, inputs.install),
                 )
             )
             self.http_port = control.bound_port
@@ -192,6 +194,8 @@ class Daemon:
                     tasks.create_task(notifier.run(), name="notifier"),
                     tasks.create_task(manual.run(), name="manual-rollbacks"),
                 ]
+                # Not in `background`: the OTLP bridge drains its own batch when asked to stop.
+                tasks.create_task(inputs.run(self._stop), name="inputs")
                 if mqtt is not None:
                     # Not in `background`: it drains its own batch when asked to stop.
                     tasks.create_task(

@@ -1,0 +1,233 @@
+"""The OTLP bridge: OTLP records from Kafka in, v1 metric events on the metric topic out.
+
+It runs inside ``guardian run`` when ``otlp_topics`` is set, as its own
+consumer group (``<group_id>-otlp``), so it shares nothing with the judging
+consumer and any replica can take any OTLP partition. For each polled batch:
+decode and convert every record (a record that cannot be read, or whose
+samples cannot all be mapped, is dead-lettered once, with the reason and
+its bytes; its mappable samples still count), write the events keyed by
+service and the dead letters, wait for the broker's acknowledgements, and
+only then commit the batch's offsets (at-least-once). A batch is converted
+once; when writing fails, the same records are written again (backing off)
+until the broker is back, or, while draining, until the grace period is spent.
+
+Cumulative state lives in this process, per series: the Collector's Kafka
+exporter must send a resource's records to one partition
+(``partition_metrics_by_resource_attributes: true``) so one bridge sees a
+series' whole history. A series seen by another replica after a rebalance
+starts from a baseline there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from guardian.config.settings import Settings
+from guardian.errors import DecodeError, SinkError, SourceError
+from guardian.inputs.adapters.accounting import InputAccount
+from guardian.inputs.adapters.writer import EventWriter
+from guardian.inputs.otlp import OtlpConverter, decode_otlp
+from guardian.inputs.records import OutRecord, dead_letter_record, event_records
+from guardian.kafka.client import connection_options
+from guardian.metrics import GuardianMetrics
+
+log = structlog.get_logger(__name__)
+
+_CHUNK = 100  # records converted between two yields to the event loop
+_MAX_BACKOFF_S = 5.0
+
+
+@dataclass
+class _Batch:
+    """One polled batch, converted: what to write and what to commit once it is written."""
+
+    records: list[OutRecord] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    taken: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    samples: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class OtlpBridge:
+    """Consumes ``otlp_topics`` and writes their samples as metric events."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap_servers: str,
+        converter: OtlpConverter,
+        writer: EventWriter,
+        metrics: GuardianMetrics,
+        *,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap_servers
+        self.converter = converter
+        self._writer = writer
+        self._metrics = metrics
+        self._account = InputAccount(metrics, "otlp", converter.state)
+        self._clock_ms = clock_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def group_id(self) -> str:
+        """The bridge's own consumer group."""
+        return f"{self._settings.group_id}-otlp"
+
+    async def start(self) -> None:
+        """Join the bridge's consumer group."""
+        s = self._settings
+        consumer = AIOKafkaConsumer(
+            *s.otlp_topics,
+            **connection_options(s, self._bootstrap),
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            fetch_max_wait_ms=s.fetch_wait_ms,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise SourceError(f"cannot start the OTLP bridge's consumer: {exc}") from exc
+        self._consumer = consumer
+        log.info("otlp_bridge_started", topics=s.otlp_topics, group_id=self.group_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Bridge until ``stop`` is set; the batch in hand is written and committed first."""
+        consumer = self._require()
+        while not stop.is_set():
+            try:
+                polled = await consumer.getmany(timeout_ms=200, max_records=500)
+            except KafkaError as exc:
+                raise SourceError(f"OTLP fetch failed: {exc}") from exc
+            if not polled:
+                continue
+            batch = await self._convert(polled)
+            await self._deliver(batch, stop)
+            try:
+                await consumer.commit(batch.offsets)
+            except KafkaError as exc:
+                raise SourceError(f"OTLP commit failed: {exc}") from exc
+            self._record(batch)
+
+    async def _convert(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> _Batch:
+        s = self._settings
+        batch = _Batch()
+        now_ms = self._clock_ms()
+        done = 0
+        for tp, messages in polled.items():
+            for message in messages:
+                self._convert_one(tp, message, batch, now_ms, s)
+                done += 1
+                if done % _CHUNK == 0:
+                    await asyncio.sleep(0)  # converting is CPU work on the event loop
+            if messages:
+                batch.offsets[tp] = messages[-1].offset + 1
+        return batch
+
+    def _convert_one(
+        self, tp: TopicPartition, message: ConsumerRecord, batch: _Batch, now_ms: int, s: Settings
+    ) -> None:
+        batch.taken += 1
+        value: bytes = message.value or b""
+        reason: str | None
+        try:
+            request = decode_otlp(value, s.otlp_encoding)
+        except DecodeError as exc:
+            reason = exc.reason
+            batch.skipped["undecodable"] += 1
+        else:
+            conversion, state = self.converter.convert(request)
+            state.commit()
+            batch.records.extend(event_records(conversion.events, s.metric_topic))
+            batch.events += len(conversion.events)
+            batch.samples += conversion.samples
+            batch.skipped.update(conversion.skipped)
+            reason = conversion.rejection_reason()
+        if reason is None:
+            return
+        batch.dead_letters += 1
+        topic, partition, offset = tp.topic, tp.partition, message.offset
+        batch.records.append(
+            dead_letter_record(
+                topic=s.dlq_topic,
+                source_topic=topic,
+                partition=partition,
+                offset=offset,
+                key=message.key,
+                original=value,
+                reason=reason,
+                now_ms=now_ms,
+                max_original_bytes=s.dlq_max_original_bytes,
+            )
+        )
+        log.warning("dead_lettered", topic=topic, partition=partition, offset=offset, reason=reason)
+
+    async def _deliver(self, batch: _Batch, stop: asyncio.Event) -> None:
+        """Write the batch's records, retrying a broker that is away (until the drain's end)."""
+        delay, deadline = 0.1, None
+        while True:
+            try:
+                await self._writer.write(batch.records)
+            except SinkError as exc:
+                if not exc.retriable:
+                    raise
+                if stop.is_set():
+                    loop_time = asyncio.get_running_loop().time()
+                    deadline = deadline or loop_time + self._settings.grace_period_s
+                    if loop_time + delay > deadline:
+                        raise SinkError(
+                            f"OTLP batch abandoned: the grace period is spent ({exc})",
+                            retriable=False,
+                        ) from exc
+                log.warning("otlp_delivery_retry", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF_S)
+                continue
+            return
+
+    def _record(self, batch: _Batch) -> None:
+        self._account.record(batch.samples, batch.events, batch.skipped)
+        self._account.outcome("converted", batch.taken - batch.dead_letters)
+        self._account.outcome("dead_lettered", batch.dead_letters)
+        if batch.dead_letters:
+            self._metrics.dead_letters.inc(batch.dead_letters)
+
+    def _require(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise SourceError("the OTLP bridge is not started", retriable=False)
+        return self._consumer
+
+    async def stop(self) -> None:
+        """Leave the group; safe to call twice."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def __aenter__(self) -> OtlpBridge:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,103 @@
+"""``Inputs``: OTLP from Kafka and Prometheus remote write, as one part the daemon wires in.
+
+Start reads ``inputs.yaml`` (``ConfigError`` when invalid, so ``guardian
+run`` refuses to start), loads the tokens, connects the producer both inputs
+write with and, when ``otlp_topics`` is set, joins the OTLP bridge's group.
+``install`` adds ``POST /api/v1/write`` to the control plane; ``run`` bridges
+OTLP until the daemon drains (it returns at once without OTLP topics).
+Each input keeps its own bounded cumulative state (``inputs_max_series``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+
+from aiohttp import web
+
+from guardian.config.settings import Settings
+from guardian.errors import ConfigError
+from guardian.inputs.adapters.bridge import OtlpBridge
+from guardian.inputs.adapters.routes import RemoteWriteRoutes
+from guardian.inputs.adapters.writer import EventWriter
+from guardian.inputs.cumulative import SeriesState
+from guardian.inputs.mapping import compile_mapping, load_inputs
+from guardian.inputs.otlp import OtlpConverter
+from guardian.inputs.remote_write import RemoteWriteConverter
+from guardian.manual.tokens import TokenFile
+from guardian.metrics import GuardianMetrics
+
+
+class Inputs:
+    """The metric inputs from the ecosystem, as an async context manager."""
+
+    def __init__(
+        self, settings: Settings, bootstrap_servers: str, metrics: GuardianMetrics
+    ) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap_servers
+        self._metrics = metrics
+        self.writer = EventWriter(settings, bootstrap_servers)
+        self.tokens = TokenFile(settings.tokens_file)
+        self.routes: RemoteWriteRoutes | None = None
+        self.bridge: OtlpBridge | None = None
+
+    async def start(self) -> None:
+        """Read the mapping and tokens, connect the producer and the OTLP bridge."""
+        s = self._settings
+        mapping = load_inputs(s.inputs_file)
+        self.tokens.load()
+        await self.writer.start()
+        prometheus = compile_mapping(mapping.prometheus, mapping.max_interval)
+        self.routes = RemoteWriteRoutes(
+            RemoteWriteConverter(
+                prometheus, SeriesState(s.inputs_max_series, prometheus.max_interval_ms)
+            ),
+            self.writer,
+            self.tokens,
+            s.metric_topic,
+            self._metrics,
+        )
+        if s.otlp_topics:
+            otlp = compile_mapping(mapping.otlp, mapping.max_interval)
+            converter = OtlpConverter(
+                otlp,
+                SeriesState(s.inputs_max_series, otlp.max_interval_ms),
+                started_ms=time.time_ns() // 1_000_000,
+            )
+            self.bridge = OtlpBridge(s, self._bootstrap, converter, self.writer, self._metrics)
+            await self.bridge.start()
+
+    def install(self, app: web.Application) -> None:
+        """Add the remote-write route to the control plane's application."""
+        if self.routes is None:
+            raise ConfigError("the inputs must be started before their routes are installed")
+        self.routes.install(app)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Bridge OTLP records until ``stop`` is set (nothing to do without OTLP topics)."""
+        if self.bridge is not None:
+            await self.bridge.run(stop)
+
+    async def stop(self) -> None:
+        """Leave the bridge's group and disconnect the producer; safe to call twice."""
+        if self.bridge is not None:
+            await self.bridge.stop()
+        await self.writer.stop()
+
+    async def __aenter__(self) -> Inputs:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

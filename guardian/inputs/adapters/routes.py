@@ -1,0 +1,176 @@
+"""``POST /api/v1/write``: Prometheus remote write 1.0 on the control plane.
+
+Answers as Prometheus expects (it retries 5xx, and 429 with
+``retry_on_http_429``; it drops the batch on any other 4xx):
+
+- 401 without a token the tokens file knows, 403 when it lacks the
+  ``ingest`` role (problem+json, as the manual API);
+- 503 while the producer is not connected or the broker does not
+  acknowledge in time, 429 when too many writes are already waiting on it
+  (both with ``Retry-After``): nothing is lost, Prometheus sends again;
+- 413 above ``MAX_BODY_BYTES``; 400 for a body that can never be read (not
+  snappy block format, not a ``WriteRequest``);
+- 204 once every converted event is acknowledged on the metric topic.
+
+The series state advances only after the events are written, so a retried
+request computes the same increments. Samples that cannot be mapped are
+counted per reason (``guardian_input_samples_skipped_total``) and logged at
+most every ``_LOG_EVERY_S``, never per sample; an HTTP body has no place on
+the dead-letter topic (which records a Kafka origin), so nothing is
+dead-lettered here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import structlog
+from aiohttp import web
+
+from guardian.api.problems import ProblemError, problem_response
+from guardian.errors import DecodeError, SinkError
+from guardian.inputs.adapters.accounting import InputAccount
+from guardian.inputs.adapters.writer import EventWriter
+from guardian.inputs.records import event_records
+from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
+from guardian.manual.tokens import TokenFile
+from guardian.metrics import GuardianMetrics
+
+log = structlog.get_logger(__name__)
+
+PATH = "/api/v1/write"
+INGEST_ROLE = "ingest"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_IN_FLIGHT = 32
+WRITE_TIMEOUT_S = 10.0
+_LOG_EVERY_S = 10.0
+_UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="guardian"'}
+_RETRY = {"Retry-After": "1"}
+
+
+class _Throttle:
+    """At most one log line per key per interval."""
+
+    def __init__(self, every_s: float) -> None:
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every_s) < self._every_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+class RemoteWriteRoutes:
+    """The remote-write endpoint over one converter and one writer."""
+
+    def __init__(
+        self,
+        converter: RemoteWriteConverter,
+        writer: EventWriter,
+        tokens: TokenFile,
+        metric_topic: str,
+        metrics: GuardianMetrics,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
+    ) -> None:
+        self.converter = converter
+        self._writer = writer
+        self._tokens = tokens
+        self._topic = metric_topic
+        self._account = InputAccount(metrics, "remote_write", converter.state)
+        self._max_in_flight = max_in_flight
+        self._write_timeout_s = write_timeout_s
+        self._in_flight = 0
+        self._throttle = _Throttle(_LOG_EVERY_S)
+        self._skipped: Counter[str] = Counter()  # since the last log line
+
+    def install(self, app: web.Application) -> None:
+        """Add ``POST /api/v1/write`` to the control plane."""
+        app.router.add_post(PATH, self.write)
+
+    async def write(self, request: web.Request) -> web.Response:
+        """Take one remote-write request; see the module docstring for the answers."""
+        try:
+            self._authorize(request)
+            if not self._writer.ready:
+                raise ProblemError(503, "unavailable", "not connected to Kafka yet", headers=_RETRY)
+            if self._in_flight >= self._max_in_flight:
+                raise ProblemError(
+                    429, "busy", "too many writes are waiting on Kafka", headers=_RETRY
+                )
+            self._in_flight += 1
+            try:
+                await self._take(request)
+            finally:
+                self._in_flight -= 1
+        except ProblemError as problem:
+            self._account.outcome(str(problem.status))
+            return problem_response(problem, request.path)
+        self._account.outcome("204")
+        return web.Response(status=204)
+
+    def _authorize(self, request: web.Request) -> None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        who = self._tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
+        if who is None:
+            raise ProblemError(
+                401,
+                "unauthenticated",
+                "send 'Authorization: Bearer <token>' with a token of the tokens file "
+                f"that has the role {INGEST_ROLE!r}",
+                headers=_UNAUTHENTICATED,
+            )
+        if INGEST_ROLE not in who.roles:
+            raise ProblemError(403, "forbidden", f"{who.id} lacks the role {INGEST_ROLE!r}")
+
+    async def _take(self, request: web.Request) -> None:
+        body = await self._read(request)
+        try:
+            message = decode_write_request(body)
+        except DecodeError as exc:
+            if self._throttle.due("unreadable"):
+                log.warning("remote_write_unreadable", reason=exc.reason, size=len(body))
+            raise ProblemError(400, "unreadable", exc.reason) from None
+        conversion, state = self.converter.convert(message)
+        records = event_records(conversion.events, self._topic)
+        try:
+            await asyncio.wait_for(self._writer.write(records), self._write_timeout_s)
+        except (SinkError, TimeoutError) as exc:
+            if self._throttle.due("unavailable"):
+                log.warning("remote_write_unavailable", error=str(exc) or "timeout")
+            raise ProblemError(
+                503,
+                "unavailable",
+                "Kafka did not acknowledge the events; send again",
+                headers=_RETRY,
+            ) from None
+        state.commit()
+        self._account.record(conversion.samples, len(conversion.events), conversion.skipped)
+        rejected = conversion.rejected
+        if rejected:
+            self._skipped.update(rejected)
+            if self._throttle.due("rejected"):
+                log.warning("remote_write_samples_not_mapped", **dict(self._skipped))
+                self._skipped.clear()
+
+    async def _read(self, request: web.Request) -> bytes:
+        """The body, refusing more than ``MAX_BODY_BYTES`` (aiohttp's own cap is 1 MiB)."""
+        declared = request.content_length
+        if declared is not None and declared > MAX_BODY_BYTES:
+            raise ProblemError(413, "too-large", f"bodies above {MAX_BODY_BYTES} bytes are refused")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ProblemError(
+                    413, "too-large", f"bodies above {MAX_BODY_BYTES} bytes are refused"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)

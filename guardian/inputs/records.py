@@ -1,0 +1,55 @@
+"""What the inputs write to Kafka: converted metric events and, per bad record, one dead letter.
+
+Converted events go to the metric topic keyed by their service, exactly as
+a producer of v1 events would write them, so partitioning, replicas, replay
+and rules see no difference. Pure: building records, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from guardian.wire.events import MetricEvent, encode_event, event_key
+from guardian.wire.records import DeadLetter, DeadLetterSource
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record to write."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def event_records(events: Iterable[MetricEvent], topic: str) -> list[OutRecord]:
+    """v1 metric events as records of the metric topic, keyed by service."""
+    return [OutRecord(topic, event_key(event), encode_event(event)) for event in events]
+
+
+def dead_letter_record(
+    *,
+    topic: str,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    original: bytes,
+    reason: str,
+    now_ms: int,
+    max_original_bytes: int,
+) -> OutRecord:
+    """The dead letter of one input record, with its origin, the reason and its bytes."""
+    letter = DeadLetter.wrap(
+        source=DeadLetterSource(
+            transport="kafka", topic=source_topic, partition=partition, offset=offset
+        ),
+        reason=reason,
+        original=original,
+        received_at_ms=now_ms,
+        max_original_bytes=max_original_bytes,
+    )
+    return OutRecord(topic, key or b"", orjson.dumps(letter.model_dump(mode="json")))

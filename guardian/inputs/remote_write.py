@@ -1,0 +1,241 @@
+"""Prometheus remote write 1.0 bodies into v1 metric events.
+
+``decode_write_request`` reads a body: snappy **block** format (not framed),
+then a protobuf ``prometheus.WriteRequest``; anything else is a
+``DecodeError`` (the HTTP route answers 400, which Prometheus does not
+retry). The uncompressed size is read from the snappy header and refused
+above ``MAX_UNCOMPRESSED_BYTES`` before anything is allocated.
+
+``RemoteWriteConverter`` maps each series by ``inputs.yaml``'s
+``prometheus:`` section: the request counter's increments per scrape become
+``requests`` (and ``errors`` for 5xx codes), the ``_bucket`` series of the
+latency histogram become bucket increments and then p95/p99, other mapped
+series feed ``values`` (names ending in ``_total`` are counters unless the
+file says otherwise). Series that no mapping names are counted as
+``unmapped_metric`` and skipped: most of what Prometheus scrapes (``up``,
+``go_*``, ``process_*``) is of no use to a rule. Staleness markers end a
+series. Remote write 1.0 carries no metric types and no start times, so a
+counter reset is recognised only by its value going down.
+
+Limits: samples of one scrape split across two requests become two events
+with the same timestamp (the engine keeps both unless they are identical);
+native histograms and exemplars are ignored. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cramjam
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from guardian.errors import DecodeError
+from guardian.inputs.assemble import (
+    Conversion,
+    EventAssembler,
+    Identity,
+    check_identity,
+    valid_time,
+)
+from guardian.inputs.cumulative import SeriesState, StateBatch, series_key
+from guardian.inputs.mapping import Mapping, Target
+from guardian.inputs.prompb.remote_pb2 import WriteRequest
+
+if TYPE_CHECKING:
+    from guardian.inputs.prompb.remote_pb2 import TimeSeries
+
+MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
+# Prometheus marks a series that disappeared with this NaN (value.StaleNaN).
+_STALE_NAN = struct.pack("<Q", 0x7FF0000000000002)
+
+
+def decode_write_request(body: bytes) -> WriteRequest:
+    """A remote-write body as a ``WriteRequest``; ``DecodeError`` says why it cannot be read."""
+    try:
+        size = cramjam.snappy.decompress_raw_len(body)
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"not snappy block format: {exc}") from None
+    if size > MAX_UNCOMPRESSED_BYTES:
+        raise DecodeError(
+            f"body claims {size} uncompressed bytes, over the {MAX_UNCOMPRESSED_BYTES} limit"
+        )
+    try:
+        raw = bytes(cramjam.snappy.decompress_raw(body))
+    except cramjam.DecompressionError as exc:
+        raise DecodeError(f"not snappy block format: {exc}") from None
+    try:
+        return WriteRequest.FromString(raw)
+    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+        raise DecodeError(f"not a remote-write WriteRequest protobuf: {exc}") from None
+
+
+def encode_write_request(request: WriteRequest) -> bytes:
+    """A ``WriteRequest`` as a remote-write body (tests and benchmarks)."""
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+def _is_stale(value: float) -> bool:
+    return struct.pack("<d", value) == _STALE_NAN
+
+
+def _status_is_error(status: str, threshold: int) -> bool:
+    if status.isdigit():
+        return int(status) >= threshold
+    # "5xx" style classes, as some exporters label them
+    return len(status) == 3 and status[0].isdigit() and int(status[0]) * 100 >= threshold
+
+
+def _latency_scale(unit: str, name: str) -> float:
+    if unit == "ms" or (unit == "auto" and "_milliseconds" in name):
+        return 1.0
+    return 1000.0  # seconds, Prometheus' base unit
+
+
+@dataclass(slots=True)
+class _SeriesPlan:
+    """What the samples of one series feed."""
+
+    counter: bool = False  # samples are cumulative: feed their increments
+    requests: bool | None = None  # a request counter; True when its status is an error
+    le: float | None = None  # a latency bucket's upper bound
+    scale_ms: float = 1000.0
+    values: list[tuple[str, bool]] = field(default_factory=list)  # (values key, is counter)
+
+
+class RemoteWriteConverter:
+    """Turns ``WriteRequest`` messages into metric events through one ``SeriesState``."""
+
+    def __init__(self, mapping: Mapping, state: SeriesState) -> None:
+        self.mapping = mapping
+        self.state = state
+        self._le_cache: dict[str, float] = {}
+
+    def convert(self, request: WriteRequest) -> tuple[Conversion, StateBatch]:
+        """The events of one request, and the state updates to commit once they are written."""
+        result = Conversion()
+        batch = self.state.batch()
+        assembler = EventAssembler(self.mapping.quantiles)
+        for series in request.timeseries:
+            self._series(series, batch, assembler, result)
+        result.events = assembler.events(result.skipped)
+        if batch.out_of_order:
+            result.skipped["out_of_order"] += batch.out_of_order
+        return result, batch
+
+    def _series(
+        self,
+        series: TimeSeries,
+        batch: StateBatch,
+        assembler: EventAssembler,
+        result: Conversion,
+    ) -> None:
+        samples = series.samples
+        count = len(samples)
+        result.samples += count
+        if not count:
+            return
+        prepared = self._prepare(series)
+        if isinstance(prepared, str):
+            result.skipped[prepared] += count
+            return
+        name, identity, plan, key = prepared
+        skipped = result.skipped
+        for sample in samples:
+            value, ts = sample.value, sample.timestamp
+            if not math.isfinite(value):
+                if _is_stale(value):
+                    batch.forget(key)
+                    skipped["ended"] += 1
+                else:
+                    skipped["not_finite"] += 1
+                continue
+            if not valid_time(ts):
+                skipped["bad_timestamp"] += 1
+                continue
+            increment = 0.0
+            if plan.counter:
+                if value < 0:
+                    skipped["negative_counter"] += 1
+                    continue
+                found = batch.increment(key, ts, value)
+                if found is None:
+                    continue
+                increment = found
+            if plan.requests is not None:
+                assembler.requests(identity, ts, increment, plan.requests)
+            if plan.le is not None:
+                assembler.bucket(identity, ts, name, plan.scale_ms, plan.le, increment)
+            for value_key, is_counter in plan.values:
+                assembler.value(
+                    identity, ts, value_key, increment if is_counter else value, is_counter
+                )
+
+    def _prepare(self, series: TimeSeries) -> tuple[str, Identity, _SeriesPlan, Hashable] | str:
+        """A series' name, identity, plan and state key; or why it is skipped."""
+        mapping = self.mapping
+        labels = {label.name: label.value for label in series.labels}
+        name = labels.get("__name__", "")
+        targets = mapping.targets.get(name)
+        if targets is None:
+            return "unmapped_metric"
+        if mapping.drop and mapping.dropped(name, labels):
+            return "dropped"
+        roles = [
+            next((labels[n] for n in names if labels.get(n)), None) for _, names in mapping.roles
+        ]
+        identity = check_identity(
+            roles[0], roles[1] or mapping.default_environment, roles[2], roles[3], roles[4]
+        )
+        if isinstance(identity, str):
+            return identity
+        plan = self._plan(name, labels, targets)
+        if plan is None:
+            return "unsupported_type"
+        key = series_key("\xff".join(f"{label.name}\xfe{label.value}" for label in series.labels))
+        return name, identity, plan, key
+
+    def _plan(
+        self, name: str, labels: dict[str, str], targets: tuple[Target, ...]
+    ) -> _SeriesPlan | None:
+        """What each sample of a series feeds; None when a latency series has no ``le``."""
+        mapping = self.mapping
+        plan = _SeriesPlan()
+        for target in targets:
+            if target.kind == "requests":
+                status = next((labels[n] for n in mapping.status_labels if n in labels), "")
+                plan.requests = _status_is_error(status, mapping.error_status) or any(
+                    labels.get(n) for n in mapping.error_labels
+                )
+                plan.counter = True
+            elif target.kind == "latency":
+                plan.le = self._le(labels.get("le"))
+                if plan.le is None:
+                    return None
+                plan.scale_ms = _latency_scale(mapping.latency_unit, name)
+                plan.counter = True
+            else:
+                is_counter = (
+                    target.counter if target.counter is not None else name.endswith("_total")
+                )
+                plan.values.append((target.key, is_counter))
+                plan.counter = plan.counter or is_counter
+        return plan
+
+    def _le(self, text: str | None) -> float | None:
+        if text is None:
+            return None
+        le = self._le_cache.get(text)
+        if le is None:
+            try:
+                le = float(text)
+            except ValueError:
+                return None
+            if math.isnan(le):
+                return None
+            if len(self._le_cache) < 4096:
+                self._le_cache[text] = le
+        return le
