@@ -57,6 +57,11 @@ _ALTERNATIVES = (0.6, 0.75, 0.9, 0.97)  # P(hit) under the alternatives of the m
 _TUNED_SAMPLES = 10.0  # the interval is tightest around this many paired samples
 
 
+def _relative(log_ratio: float) -> float:
+    """exp(log_ratio) - 1, saturated for absurd ratios instead of overflowing."""
+    return math.expm1(max(-700.0, min(log_ratio, 700.0)))
+
+
 class ShiftState:
     """One canary's running evidence: four counts, a running mean of log ratios, times."""
 
@@ -183,7 +188,7 @@ class ShiftTest:
         state.last_at_ms = at_ms
         n = state.samples = state.samples + 1
         # Welford's running mean and squared deviations of log(c / r), for the estimate.
-        log_ratio = math.log(c / r)
+        log_ratio = math.log(c) - math.log(r)
         delta = log_ratio - state.mean_log
         state.mean_log += delta / n
         state.m2_log += delta * (log_ratio - state.mean_log)
@@ -230,9 +235,9 @@ class ShiftTest:
         return (
             Estimate(
                 name="shift",
-                value=math.expm1(mean),
-                low=math.expm1(mean - radius),
-                high=math.expm1(min(mean + radius, 700.0)),
+                value=_relative(mean),
+                low=_relative(mean - radius),
+                high=_relative(mean + radius),
             ),
         )
 
