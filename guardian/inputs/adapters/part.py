@@ -2,7 +2,8 @@
 
 Start reads ``inputs.yaml`` (``ConfigError`` when invalid, so ``guardian
 run`` refuses to start), loads the tokens, connects the producer both inputs
-write with and, when ``otlp_topics`` is set, joins the OTLP bridge's group.
+write with and, when ``otlp_topics`` is set, creates those topics if missing
+(with ``create_topics``) and joins the OTLP bridge's group.
 ``install`` adds ``POST /api/v1/write`` to the control plane; ``run`` bridges
 OTLP until the daemon drains (it returns at once without OTLP topics).
 Each input keeps its own bounded cumulative state (``inputs_max_series``).
@@ -25,6 +26,7 @@ from guardian.inputs.cumulative import SeriesState
 from guardian.inputs.mapping import compile_mapping, load_inputs
 from guardian.inputs.otlp import OtlpConverter
 from guardian.inputs.remote_write import RemoteWriteConverter
+from guardian.kafka.admin import create_missing_topics
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
 
@@ -60,6 +62,8 @@ class Inputs:
             self._metrics,
         )
         if s.otlp_topics:
+            if s.create_topics:
+                await create_missing_topics(s, self._bootstrap, {key: {} for key in s.otlp_topics})
             otlp = compile_mapping(mapping.otlp, mapping.max_interval)
             converter = OtlpConverter(
                 otlp,

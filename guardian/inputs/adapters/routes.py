@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -32,8 +34,7 @@ from aiohttp import web
 from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.accounting import InputAccount
-from guardian.inputs.adapters.writer import EventWriter
-from guardian.inputs.records import event_records
+from guardian.inputs.records import OutRecord, event_records
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
@@ -48,6 +49,15 @@ WRITE_TIMEOUT_S = 10.0
 _LOG_EVERY_S = 10.0
 _UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="guardian"'}
 _RETRY = {"Retry-After": "1"}
+
+
+class EventSink(Protocol):
+    """Where converted events go (``EventWriter``): ready or not, and a write that waits."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def write(self, records: Sequence[OutRecord]) -> None: ...
 
 
 class _Throttle:
@@ -71,7 +81,7 @@ class RemoteWriteRoutes:
     def __init__(
         self,
         converter: RemoteWriteConverter,
-        writer: EventWriter,
+        writer: EventSink,
         tokens: TokenFile,
         metric_topic: str,
         metrics: GuardianMetrics,

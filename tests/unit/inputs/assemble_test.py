@@ -1,4 +1,4 @@
-"""Quantiles as Prometheus' histogram_quantile computes them, and contributions summed into events."""
+"""Quantiles as Prometheus' histogram_quantile computes them; contributions summed into events."""
 
 from __future__ import annotations
 

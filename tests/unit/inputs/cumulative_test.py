@@ -118,7 +118,8 @@ def test_long_identities_become_short_digests() -> None:
     short = series_key("a=1")
     long_a, long_b = series_key("x" * 10_000 + "a"), series_key("x" * 10_000 + "b")
     assert short == "a=1"
-    assert isinstance(long_a, bytes) and len(long_a) == 16
+    assert isinstance(long_a, bytes)
+    assert len(long_a) == 16
     assert long_a != long_b
 
 

@@ -58,7 +58,7 @@ def test_problems_are_located(text: str, expected: str) -> None:
 
 def test_an_unreadable_file_is_a_problem(tmp_path: Path) -> None:
     """A missing file is reported like the others."""
-    with pytest.raises(InputsError, match="inputs.yaml:1:1"):
+    with pytest.raises(InputsError, match=r"inputs\.yaml:1:1"):
         load_inputs(tmp_path / "inputs.yaml")
 
 

@@ -211,7 +211,7 @@ def test_no_recorded_value_ends_a_series() -> None:
     conv = converter()
     metric = histogram([(OK, 1, buckets(b1=1))], at_ms=T0_MS)
     metric.histogram.data_points[0].flags = 1
-    result, batch = conv.convert(export(CANARY, [metric]))
+    result, _batch = conv.convert(export(CANARY, [metric]))
     assert result.skipped == {"ended": 1}
 
 
