@@ -1,25 +1,56 @@
-"""Two and three replicas in one group: killing one hands its services on, no decision lost."""
+"""Two and three replicas in one group: killing one hands its services on, no decision lost.
+
+Run with the default group session timeout (10 s), the test also measures
+the takeover: from the SIGKILL to the first rollback command a survivor
+issues for a deploy the dead replica owned (printed as ``takeover_s``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+import orjson
 import pytest
 
 from guardian.config.settings import Settings
 from guardian.ports import free_port
 from tests.e2e.support import guardian_process, settings_env, wait_exit, wait_ready
+from tests.e2e.support_kafka import read_records
 from tests.support.events import T0, deploy, traffic
-from tests.support.kafka import produce_json, read_for, read_until
+from tests.support.kafka import produce_json, read_until
 
 pytestmark = pytest.mark.kafka
 
 SERVICES = [f"svc-{i}" for i in range(8)]
 HEALTHY = [f"fine-{i}" for i in range(4)]
+TAKEOVER_LIMIT_S = 30.0
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
+DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000
+
+
+def _owned_metric_partitions(log: Path, metric_topic: str) -> set[int]:
+    """Partitions of the metric topic a replica held last, from its partitions_assigned lines.
+
+    The notifier's own group logs the same event for the notification topic: those are skipped.
+    """
+    owned: set[int] = set()
+    for line in log.read_bytes().splitlines():
+        if not line.startswith(b"{"):
+            continue
+        entry = orjson.loads(line)
+        if entry["event"] != "partitions_assigned":
+            continue
+        held = [
+            p for t, _, p in (n.rpartition("-") for n in entry["partitions"]) if t == metric_topic
+        ]
+        if held:
+            owned = {int(p) for p in held}
+    return owned
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
@@ -32,7 +63,10 @@ async def test_surviving_replicas_take_over_and_roll_back_once(
     service's deploy and metric partitions between replicas; healthy deploys
     alongside catch a false rollback as surely as a missed one.
     """
-    settings = settings_factory()
+    settings = settings_factory(
+        session_timeout_ms=DEFAULT_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=DEFAULT_HEARTBEAT_INTERVAL_MS,
+    )
     bootstrap = settings.bootstrap_servers
     assert bootstrap
     env = settings_env(settings)
@@ -64,6 +98,8 @@ async def test_surviving_replicas_take_over_and_roll_back_once(
         await produce_json(bootstrap, settings.metric_topic, healthy)
         await asyncio.sleep(3)  # every replica judges and snapshots its share
         victim, survivors = processes[0], processes[1:]
+        orphaned = _owned_metric_partitions(tmp_path / "replica-0.log", settings.metric_topic)
+        killed_at_ms = time.time() * 1000
         victim.send_signal(signal.SIGKILL)
         await wait_exit(victim)
         bad = [
@@ -83,13 +119,22 @@ async def test_surviving_replicas_take_over_and_roll_back_once(
             lambda seen: {c["deploy_id"] for c in seen} >= {f"d-{s}" for s in SERVICES},
             timeout_s=60,
         )
-        commands = await read_for(bootstrap, settings.command_topic, 2.0)
+        commands = await read_records(bootstrap, settings.command_topic, timeout_s=2.0)
+        metrics = await read_records(
+            bootstrap, settings.metric_topic, lambda seen: len(seen) >= len(healthy), timeout_s=10
+        )
         for survivor in survivors:
             survivor.send_signal(signal.SIGTERM)
         for survivor in survivors:
             assert await wait_exit(survivor) == 0
     by_deploy: dict[str, set[str]] = {}
     for command in commands:
-        by_deploy.setdefault(command["deploy_id"], set()).add(command["command_id"])
+        by_deploy.setdefault(command.value["deploy_id"], set()).add(command.value["command_id"])
     assert set(by_deploy) == {f"d-{s}" for s in SERVICES}, "a deploy missed or falsely rolled back"
     assert all(len(ids) == 1 for ids in by_deploy.values())
+    partition_of = {m.value["service"]: m.partition for m in metrics}
+    taken_over = [c for c in commands if partition_of[c.value["service"]] in orphaned]
+    assert taken_over, f"the killed replica owned no bad deploy (partitions {orphaned})"
+    takeover_s = (min(c.timestamp_ms for c in taken_over) - killed_at_ms) / 1000
+    print(f"replicas={replicas} takeover_s={takeover_s:.1f}")
+    assert takeover_s <= TAKEOVER_LIMIT_S
