@@ -15,6 +15,11 @@ partition is the same on every input topic. Services whose partitions are
 revoked are dropped from this replica's engine, so two replicas never judge
 (or time out) the same service.
 
+The engine is reached only through its public API, typed here as the
+``SnapshotEngine`` protocol: snapshots (``guardian.engine.encode_snapshot`` /
+``decode_snapshot``, versioned; older versions are read, unknown ones
+refused with ``SnapshotError``) and which services it holds.
+
 Limits: a snapshot larger than ``MAX_SNAPSHOT_BYTES`` is written without its
 sliding windows (deploy, decisions and baselines are kept), so a restart of
 such a service refills its windows from new events.
@@ -24,14 +29,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
-import orjson
 import structlog
 from aiokafka.partitioner import murmur2
 
 from guardian.actions.outputs import OutputRecord
-from guardian.engine.engine import Engine
-from guardian.engine.ownership import forget_service, held_services, live_services
+from guardian.engine import ServiceSnapshot, SnapshotError, decode_snapshot, encode_snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -78,10 +82,34 @@ def parse_state_key(key: bytes) -> ServiceKey | None:
     return (service, environment) if sep else None
 
 
+class SnapshotEngine(Protocol):
+    """What the state keeper needs of the engine (``guardian.engine.Engine``)."""
+
+    def snapshot(self, service: str, environment: str) -> ServiceSnapshot | None:
+        """One service's state, or None if the engine holds none."""
+        ...
+
+    def restore(self, snapshot: ServiceSnapshot) -> None:
+        """Replace one service's state with a snapshot's."""
+        ...
+
+    def held_services(self) -> list[ServiceKey]:
+        """Every (service, environment) the engine holds."""
+        ...
+
+    def live_services(self) -> list[ServiceKey]:
+        """Services with a live (active or baking) deploy."""
+        ...
+
+    def forget_services(self, keys: list[ServiceKey]) -> int:
+        """Drop these services and everything that hangs off them; return how many."""
+        ...
+
+
 class StateKeeper:
     """Decides which snapshots to write and restores the ones this replica owns."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: SnapshotEngine) -> None:
         self._engine = engine
         self._last_periodic = time.monotonic()
         self._owned: set[int] = set()
@@ -138,16 +166,15 @@ class StateKeeper:
         if not force and now - self._last_periodic < SNAPSHOT_INTERVAL_S:
             return []
         self._last_periodic = now
-        return self.outputs_for(live_services(self._engine))
+        return self.outputs_for(self._engine.live_services())
 
     def _snapshot_record(self, service: str, environment: str) -> OutputRecord | None:
-        data = self._engine.snapshot(service, environment)
-        if data is None:
+        snapshot = self._engine.snapshot(service, environment)
+        if snapshot is None:
             return None
-        value = orjson.dumps(data)
+        value = encode_snapshot(snapshot)
         if len(value) > MAX_SNAPSHOT_BYTES:
-            data = {**data, "series": []}
-            value = orjson.dumps(data)
+            value = encode_snapshot(snapshot.without_windows())
             log.warning("snapshot_windows_dropped", service=service, environment=environment)
         return OutputRecord("state", state_key(service, environment), value)
 
@@ -159,8 +186,8 @@ class StateKeeper:
             if parsed is None or partition_of(parsed[0], partitions) not in owned:
                 continue
             try:
-                self._engine.restore(orjson.loads(value))
-            except (ValueError, KeyError, TypeError) as exc:
+                self._engine.restore(decode_snapshot(value))
+            except SnapshotError as exc:
                 log.warning("snapshot_unusable", service=parsed[0], error=str(exc))
                 continue
             restored += 1
@@ -168,9 +195,9 @@ class StateKeeper:
 
     def drop_unowned(self, owned: set[int], partitions: int) -> int:
         """Forget services that moved to another replica; return how many."""
-        dropped = 0
-        for service, environment in held_services(self._engine):
-            if partition_of(service, partitions) not in owned:
-                forget_service(self._engine, service, environment)
-                dropped += 1
-        return dropped
+        moved = [
+            key
+            for key in self._engine.held_services()
+            if partition_of(key[0], partitions) not in owned
+        ]
+        return self._engine.forget_services(moved)

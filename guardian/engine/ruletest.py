@@ -168,14 +168,11 @@ def build_events(case: RuleTestCase) -> list[InputEvent]:
 
 
 def run_timeline(rules: RuleSet, events: list[InputEvent], until_ms: int | None) -> list[Decision]:
-    """Feed events in order through a fresh engine, advancing time as replay does."""
+    """Feed events in order through a fresh engine, as replay and the daemon do."""
     engine = Engine(rules)
     out: list[Decision] = []
-    high = 0
     for event in events:
-        out.extend(engine.process(event))
-        high = max(high, event.timestamp)
-        out.extend(engine.advance(high))
+        out.extend(engine.feed(event))
     if until_ms is not None:
         out.extend(engine.advance(until_ms))
     return out

@@ -9,18 +9,31 @@ refill deploy windows) and a ``Binding`` per rule that watches it (how long its
 condition has held, whether it is firing, what it last saw, for ``explain``).
 Deploy-scoped windows are fed only while a deploy is live and emptied after.
 
-Limits: plain mutable classes with ``__slots__`` for hot-path speed; only the
-engine mutates them.
+``DeployState`` is a msgspec ``Struct``: snapshots encode it as it is, so a
+field added to it is saved and restored without further work. The others are
+plain classes with ``__slots__`` for hot-path speed; ``snapshot.py`` lists,
+for each of their slots, whether it is saved or rebuilt (a test checks that
+every slot is in one list or the other).
+
+Limits: the owners (``services.ServiceTable`` for services and series, the
+binder for bindings, the firing policy for rule progress) mutate them; the
+other modules read them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from guardian.engine.decision import Decision, DeployInfo, DeployStatus
 from guardian.engine.ring import RingSet
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey
 from guardian.engine.window import BucketSet, SlidingAggregate, Window
+
+ServiceKey = tuple[str, str]  # (service, environment)
+SeriesKey = tuple[str, str]  # (region, cohort)
 
 # Why a rule did not fire at its last evaluation; formatted by explain().
 NOT_EVALUATED = "not evaluated yet"
@@ -166,20 +179,28 @@ class Series:
 
     def release(self) -> None:
         """No deploy is live any more: drop the deploy windows' samples (refilled at the next)."""
-        for agg in self.deploy_feeders:
-            agg.clear()
+        self.clear_deploy_windows()
 
     def backfill(self, start_ms: int, now: int) -> None:
         """A deploy started: refill clipped windows from recent samples at or after its start."""
+        self.clear_deploy_windows()
+        for ts, values in self.since(start_ms):
+            for agg in self.deploy_feeders:
+                agg.feed(ts, values, now)
+
+    def since(self, start_ms: int) -> list[tuple[int, dict[str, float]]]:
+        """The remembered samples at or after ``start_ms``, in time order."""
+        recent = self.recent
+        return [
+            (recent[i], self._unpack(recent[i + 1]))
+            for i in range(0, len(recent), 2)
+            if recent[i] >= start_ms
+        ]
+
+    def clear_deploy_windows(self) -> None:
+        """Empty the deploy windows (before they are refilled)."""
         for agg in self.deploy_feeders:
             agg.clear()
-        recent = self.recent
-        for i in range(0, len(recent), 2):
-            ts = recent[i]
-            if ts >= start_ms:
-                values = self._unpack(recent[i + 1])
-                for agg in self.deploy_feeders:
-                    agg.feed(ts, values, now)
 
     def _unpack(self, packed: tuple[float, ...] | dict[str, float]) -> dict[str, float]:
         if type(packed) is tuple:
@@ -215,47 +236,36 @@ class Series:
         return True
 
 
-class DeployState:
-    """What the engine tracks of one deploy, mutable as its events arrive."""
+class DeployState(msgspec.Struct):
+    """What the engine tracks of one deploy, mutable as its events arrive; saved as it is."""
 
-    __slots__ = (
-        "completed_at_ms",
-        "component",
-        "deploy_id",
-        "environment",
-        "escalated",
-        "event_ms",
-        "incident",
-        "paused",
-        "previous_version",
-        "reached",
-        "regions",
-        "rollback",
-        "service",
-        "started_at_ms",
-        "status",
-        "strategy",
-        "version",
-    )
+    deploy_id: str
+    service: str
+    environment: str
+    started_at_ms: int
+    version: str = ""
+    previous_version: str | None = None
+    strategy: str = "rolling"
+    component: str = "application"
+    regions: tuple[str, ...] = ()
+    reached: list[str] = msgspec.field(default_factory=list)
+    status: DeployStatus = "active"
+    completed_at_ms: int | None = None
+    event_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    rollback: Decision | None = None
+    paused: bool = False
+    escalated: bool = False
+    incident: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
-    def __init__(self, deploy_id: str, service: str, environment: str, started_at_ms: int) -> None:
-        self.deploy_id = deploy_id
-        self.service = service
-        self.environment = environment
-        self.started_at_ms = started_at_ms
-        self.version = ""
-        self.previous_version: str | None = None
-        self.strategy = "rolling"
-        self.component = "application"
-        self.regions: tuple[str, ...] = ()
-        self.reached: list[str] = []
-        self.status: DeployStatus = "active"
-        self.completed_at_ms: int | None = None
-        self.event_ms: dict[str, int] = {}
-        self.rollback: Decision | None = None
-        self.paused = False
-        self.escalated = False
-        self.incident: list[dict[str, Any]] = []
+    @property
+    def key(self) -> ServiceKey:
+        """The (service, environment) this deploy belongs to."""
+        return (self.service, self.environment)
+
+    @property
+    def closed(self) -> bool:
+        """Whether an executor confirmed (or gave up on) a rollback of it."""
+        return self.status in ("rolled_back", "failed")
 
     def info(self) -> DeployInfo:
         """An immutable snapshot for decisions."""
@@ -282,6 +292,18 @@ class DeployState:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The metric rules that watch one service, and the pre-deploy measures they need."""
+
+    rules: tuple[CompiledRule, ...]
+    # measure → how long its baseline buckets must reach back (ms)
+    measures: dict[MeasureKey, int]
+
+
+NO_PLAN = Plan((), {})
+
+
 class ServiceState:
     """All state of one (service, environment)."""
 
@@ -291,16 +313,21 @@ class ServiceState:
         "deploy",
         "deploy_live",
         "environment",
+        "key",
+        "plan",
         "series",
         "service",
         "watermark",
     )
 
-    def __init__(self, service: str, environment: str) -> None:
+    def __init__(self, service: str, environment: str, plan: Plan = NO_PLAN) -> None:
         self.service = service
         self.environment = environment
+        self.key: ServiceKey = (service, environment)
+        self.plan = plan  # the rules in force for it; replaced on a hot reload
         self.watermark = -1
-        self.series: dict[tuple[str, str], Series] = {}
+        # Added and removed only by ``services.ServiceTable``, which counts them.
+        self.series: dict[SeriesKey, Series] = {}
         # region → 30 s buckets of every pre-deploy baseline measure (any cohort).
         self.baselines: dict[str, BucketSet] = {}
         self.deploy: DeployState | None = None
@@ -313,8 +340,9 @@ class ServiceState:
         for series in self.series.values():
             series.release()
 
-    def region_buckets(self, region: str, measures: dict[MeasureKey, int]) -> BucketSet | None:
+    def region_buckets(self, region: str) -> BucketSet | None:
         """The baseline buckets fed by every series of ``region`` (None if no rule needs any)."""
+        measures = self.plan.measures
         if not measures:
             return None
         store = self.baselines.get(region)

@@ -22,11 +22,14 @@ from array import array
 from bisect import insort
 from collections import deque
 
+import msgspec
+
 from guardian.engine.ring import RingAggregate, RingColumn
 
 __all__ = [
     "BUCKET_MS",
     "RING_AGGREGATES",
+    "BucketContents",
     "BucketSet",
     "RingAggregate",
     "SlidingAggregate",
@@ -100,6 +103,20 @@ class SlidingAggregate:
         self.sum_num = self.sum_den = 0.0
         self.count = 0
 
+    def samples(self) -> list[tuple[int, float, float]]:
+        """The samples held, oldest first (for a snapshot)."""
+        return list(self.entries)
+
+    def load(self, samples: list[tuple[int, float, float]]) -> None:
+        """Replace the samples held (from a snapshot), recomputing the running sums."""
+        self.clear()
+        if samples:
+            self.entries = deque(samples)
+            for _, num, den in samples:
+                self.sum_num += num
+                self.sum_den += den
+            self.count = len(samples)
+
     def evict(self, cutoff: int) -> None:
         """Drop samples at or before ``cutoff``."""
         entries = self.entries
@@ -143,6 +160,16 @@ def percentile(nums: list[float], pct: int) -> float:
     ordered = sorted(nums)
     rank = max(1, -(-pct * len(ordered) // 100))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+class BucketContents(msgspec.Struct):
+    """What a ``BucketSet`` holds, as plain lists (a snapshot's baseline of one region)."""
+
+    measures: list[tuple[str, str | None, float | None]]
+    starts: list[int]
+    nums: list[float]
+    dens: list[float]  # ratio measures only
+    counts: list[int]
 
 
 class BucketSet:
@@ -206,9 +233,33 @@ class BucketSet:
             base = self.cur_slot * dwidth
             self.dens[base : base + dwidth] = array("d", self.cur_dens)
 
-    def reset_cursor(self) -> None:
-        """The arrays were replaced (restore): forget the cursor without writing it."""
-        self.cur = -1
+    def export(self) -> BucketContents:
+        """Everything held, cursor included (for a snapshot)."""
+        self.flush()
+        return BucketContents(
+            measures=[m[:3] for m in self.measures],
+            starts=self.starts.tolist(),
+            nums=self.nums.tolist(),
+            dens=self.dens.tolist(),
+            counts=self.counts.tolist(),
+        )
+
+    def load(self, contents: BucketContents) -> bool:
+        """Take over saved buckets if they have this set's shape; False (and no change) if not.
+
+        A reload may have changed which measures the rules need or how far back
+        they look; buckets of another shape are then left out and refill.
+        """
+        same = [tuple(m) for m in contents.measures] == [m[:3] for m in self.measures]
+        shape = (len(contents.starts), len(contents.dens), len(contents.nums))
+        if not same or shape != (self.size, len(self.dens), len(self.nums)):
+            return False
+        self.starts = array("q", contents.starts)
+        self.nums = array("d", contents.nums)
+        self.dens = array("d", contents.dens)
+        self.counts = array("i", contents.counts)
+        self.cur = -1  # the cursor's bucket is in the arrays now
+        return True
 
     def _move(self, index: int) -> bool:
         """Point the cursor at bucket ``index``; False if it is older than the ring holds."""

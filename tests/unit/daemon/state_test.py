@@ -104,17 +104,15 @@ async def test_rebalance_restores_gained_and_drops_lost_services() -> None:
 
 def test_forgotten_services_do_not_escalate() -> None:
     """A service handed to another replica leaves no timer behind to escalate here."""
-    from guardian.engine.ownership import forget_service, held_services
-
     engine = Engine(load_rules(RULES))
     engine.process(deploy(0, deploy_id="d-x"))
     decisions = []
     for second in range(1, 120):
         decisions += engine.process(metric(second, requests=50, errors=10))
     assert any(d.action == "rollback" for d in decisions)
-    forget_service(engine, "checkout", "production")
-    forget_service(engine, "checkout", "production")  # twice is harmless
-    assert held_services(engine) == []
+    assert engine.forget_services([("checkout", "production")]) == 1
+    assert engine.forget_services([("checkout", "production")]) == 0  # twice is harmless
+    assert engine.held_services() == []
     assert engine.advance(10**13) == []
 
 

@@ -64,13 +64,10 @@ def rules(text: str) -> RuleSet:
 
 
 def run(engine: Engine, events: list[InputEvent]) -> list[Decision]:
-    """Feed events as replay does (advance to the max time after each)."""
+    """Feed events as replay and the daemon do (``Engine.feed``, timers in stream order)."""
     out: list[Decision] = []
-    high = 0
     for event in events:
-        out.extend(engine.process(event))
-        high = max(high, event.timestamp)
-        out.extend(engine.advance(high))
+        out.extend(engine.feed(event))
     return out
 
 

@@ -23,6 +23,8 @@ from tests.unit.engine.builders import (
     run,
 )
 
+RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
+
 
 def test_bad_traffic_fires_once_after_for() -> None:
     """A condition that holds for ``for`` fires one rollback with reason and evidence."""
@@ -220,13 +222,12 @@ def test_a_finished_deploy_releases_its_windows() -> None:
     """After a rollback the deploy windows hold nothing until the next deploy refills them."""
     engine = Engine(rules(ERROR_RULE))
     run(engine, [deploy(0), *bad_traffic(0, 5), deploy(5, "rolled_back")])
-    series = engine._services[("checkout", "production")].series[("us-east", "")]
+    state = engine.inspect("checkout", "production")
+    assert state is not None
+    series = state.series[("us-east", "")]
     assert all(agg.count == 0 and not agg.entries for agg in series.deploy_feeders)
     decisions = run(engine, [*bad_traffic(5, 5), deploy(10, deploy_id="d2"), *bad_traffic(10, 30)])
     assert decisions[0].deploy_id == "d2"
-
-
-RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
 
 
 def test_a_rule_that_fails_to_evaluate_is_disabled_and_the_others_keep_judging(

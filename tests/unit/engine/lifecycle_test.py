@@ -280,7 +280,9 @@ def test_swap_rules_keeps_ring_windows_only_while_a_rule_reads_them() -> None:
     """A reload keeps an always-on window a rule still reads, and forgets one no rule reads."""
     engine = Engine(rules(HOT_CPU))
     assert [d.rule for d in run(engine, [metric(i, cpu=0.9) for i in range(30)])] == ["hot"]
-    series = engine._services[("checkout", "production")].series[("us-east", "")]
+    state = engine.inspect("checkout", "production")
+    assert state is not None
+    series = state.series[("us-east", "")]
     engine.swap_rules(rules(HOT_CPU.replace("> 80%", "> 85%")))
     assert series.bindings[0].firing
     assert series.bindings[0].agg.count == 30  # window and progress kept
