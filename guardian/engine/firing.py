@@ -6,6 +6,13 @@
 policies that span rules — one rollback and one pause per deploy (later
 firings join the deploy's incident), and the escalation timer of a rollback.
 
+``catch_up`` is what makes the winner independent of arrival order: a
+deploy learnt of after samples at or after its start (its event came in a
+later fetch than those metrics, or after them in one batch) has its rules
+judged on those samples in event-time order, exactly as if the deploy had
+been seen first. Which rule fires first, and when, then depends on event
+times only.
+
 Limits: this is the hot path (every metric event of a series with a live
 deploy comes through ``judge``); a rule that raises while being evaluated is
 disabled (``RuleIndex.errors``) and the others keep judging.
@@ -13,6 +20,7 @@ disabled (``RuleIndex.errors``) and the others keep judging.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from guardian.engine.decision import Decision
@@ -31,6 +39,7 @@ from guardian.engine.timers import Escalation, TimerQueue
 _NONE: list[Decision] = []
 _CONTEXT_BASELINE_MS = 30 * 60_000
 _NOTHING_DUE = 1 << 62
+_by_time_then_series = itemgetter(0, 1)
 
 
 def _in_scope(rule: CompiledRule, deploy: DeployState | None, applies: bool, region: str) -> bool:
@@ -64,6 +73,25 @@ class Firing:
         out = self.evaluate(st, series, series.undeployed, None, now)
         due = [b.next_eval_ms if b.rule.eval_every_ms else 0 for b in series.undeployed]
         series.eval_at = min(due, default=_NOTHING_DUE)
+        return out
+
+    def catch_up(self, st: ServiceState, deploy: DeployState) -> list[Decision]:
+        """Judge a new deploy's rules on the samples since its start, in event-time order.
+
+        Ties between series are taken in the order the series were first seen.
+        """
+        pending: list[tuple[int, int, Series, dict[str, float]]] = []
+        for order, series in enumerate(st.series.values()):
+            series.clear_deploy_windows()
+            pending.extend((ts, order, series, v) for ts, v in series.since(deploy.started_at_ms))
+        pending.sort(key=_by_time_then_series)
+        out: list[Decision] = []
+        for ts, _, series, values in pending:
+            for agg in series.deploy_feeders:
+                agg.feed(ts, values, ts)
+            watching = [b for b in series.bindings if b.rule.clipped]
+            if watching:
+                out.extend(self.evaluate(st, series, watching, deploy, ts))
         return out
 
     def evaluate(

@@ -2,12 +2,14 @@
 
 ``on_deploy`` opens, updates and closes deploys (a new ``started`` for another
 deploy replaces the previous one; ``completed`` starts the bake; ``rolled_back``
-and ``failed`` close it). ``on_check`` fires check
+and ``failed`` close it); a new deploy's rules are caught up on the samples
+already held since its start (``Firing.catch_up``). ``on_check`` fires check
 rules at once (no window). ``fire`` acts on due timers: rollback escalation,
 bake end, no-data alerts.
 
-Limits: a deploy event that arrives after metrics since its start refills
-its windows from them, but its rules are judged from the next sample on.
+Limits: a ``started`` that arrives after a later step of the same deploy
+moves its start earlier and refills its windows, but does not judge those
+samples again (its rules may already have fired on them).
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ deploys
     def on_deploy(self, ev: DeployEvent) -> list[Decision]:
-        """Apply one lifecycle step; deploy events themselves decide nothing."""
+        """Apply one lifecycle step; a new deploy may decide on samples already held."""
         st = self._services.service(ev.service, ev.environment)
         ts: int = ev.timestamp
         st.watermark = max(st.watermark, ts)
         deploy = st.deploy
+        new = False
         if deploy is None or deploy.deploy_id != ev.deploy_id:
             known = self._deploys.get(ev.deploy_id)
             if known is not None:  # a step for an older deploy (e.g. its rollback finishing)
@@ -65,6 +68,7 @@ class Lifecycle:
             if deploy is not None and ts < deploy.started_at_ms:
                 return _NONE  # stale: older than the deploy in force
             deploy = self._open(st, ev)
+            new = True
         elif ev.type == "started" and ts < deploy.started_at_ms:
             # ``started`` arrived after a later step of the same deploy: it started earlier.
             deploy.started_at_ms = ts
@@ -86,7 +90,7 @@ class Lifecycle:
         elif ev.type in ("rolled_back", "failed"):
             deploy.status = ev.type
             st.release()
-        return _NONE
+        return self._firing.catch_up(st, deploy) if new else _NONE
 
     def _open(self, st: ServiceState, ev: DeployEvent) -> DeployState:
         deploy = DeployState(ev.deploy_id, st.service, st.environment, ev.timestamp)
@@ -94,7 +98,6 @@ class Lifecycle:
         st.deploy = deploy
         st.deploy_live = True
         for series in st.series.values():
-            series.backfill(deploy.started_at_ms, st.watermark)
             for b in series.bindings:
                 if b.rule.scope == "during_deploy":
                     b.reset()

@@ -182,7 +182,7 @@ class Series:
         self.clear_deploy_windows()
 
     def backfill(self, start_ms: int, now: int) -> None:
-        """A deploy started: refill clipped windows from recent samples at or after its start."""
+        """A deploy's start moved earlier: refill clipped windows from samples since then."""
         self.clear_deploy_windows()
         for ts, values in self.since(start_ms):
             for agg in self.deploy_feeders:

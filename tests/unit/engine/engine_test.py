@@ -67,12 +67,38 @@ def test_pre_deploy_traffic_does_not_dilute_the_window() -> None:
 
 
 def test_late_deploy_event_backfills_recent_samples() -> None:
-    """Samples that arrived before a (slightly late) deploy event still count for it."""
-    events = [*bad_traffic(0, 5), deploy(0), *bad_traffic(5, 30)]
-    decisions = run(Engine(rules(ERROR_RULE)), events)
-    # the window holds all samples since 0; the `for` clock starts at the first evaluation (5 s)
-    assert decisions[0].at_ms == at(15)
-    assert decisions[0].evidence["samples"] == 10
+    """Samples that arrived before a (slightly late) deploy event count as if it came first."""
+    late = run(Engine(rules(ERROR_RULE)), [*bad_traffic(0, 5), deploy(0), *bad_traffic(5, 30)])
+    first = run(Engine(rules(ERROR_RULE)), [deploy(0), *bad_traffic(0, 35)])
+    # the `for` clock starts at the sample where it would have had the deploy been seen first
+    assert late == first
+    assert late[0].at_ms == at(12)
+
+
+@pytest.mark.parametrize("late_by", [1, 3, 20])
+def test_a_deploy_caught_up_late_decides_what_it_would_have_decided_first(late_by: int) -> None:
+    """Which rule fires first, and when, does not depend on when the deploy event arrives."""
+    pack = load_rules(RULES_DIR)
+
+    def recording(deploy_at: int) -> list[InputEvent]:
+        stable = [metric(t, cohort="stable", requests=950, errors=4) for t in range(-120, 80)]
+        canary = [
+            metric(t + 0.5, cohort="canary", requests=50, errors=4, availability=0.92)
+            for t in range(80)
+        ]
+        healthy = [metric(t, cohort="canary", availability=0.996) for t in range(-120, 0, 10)]
+        events = sorted([*stable, *canary, *healthy], key=lambda e: e.timestamp)
+        start = deploy(0, strategy="canary")
+        index = next(i for i, e in enumerate(events) if e.timestamp >= at(deploy_at))
+        return [*events[:index], start, *events[index:]]
+
+    def decided(events: list[InputEvent]) -> list[tuple[str, int, str]]:
+        return [(d.rule, d.at_ms, d.reason) for d in run(Engine(pack), events)]
+
+    first = decided(recording(0))
+    assert first
+    assert first[0][0] == "availability-drop"
+    assert decided(recording(late_by)) == first
 
 
 def test_late_events_are_counted_and_ignored() -> None:
