@@ -1,11 +1,21 @@
 """Where a consumed record becomes a decision and the decision becomes records.
 
-For one batch: decode every record (bad ones become dead letters), feed the
-engine in event-time order, advance event time, turn decisions into commands, audit
-records and notification entries, write them all, wait for the broker's
-acknowledgements, and only then tell the caller which offsets may be
-committed. A crash anywhere before that re-delivers the whole batch; command
-ids are deterministic, so the re-delivery re-sends the same commands.
+For one batch: decode every record (bad ones become dead letters), order the
+events by event time (deploy and check events ahead of metrics of the same
+instant), feed them to the engine one by one as ``guardian replay`` does
+(``DecisionEngine.feed``: due timers fire between events, never at batch
+ends), turn decisions into commands, audit records and notification entries,
+write them all, wait for the broker's acknowledgements, and only then tell
+the caller which offsets may be committed. A crash anywhere before that
+re-delivers the whole batch; command ids are deterministic, so the
+re-delivery re-sends the same commands.
+
+Decisions do not depend on how records are cut into batches or chunks: a
+large batch is decoded and ordered whole, then fed in slices; the engine
+catches a deploy up on samples that came before its event. An idle tick
+(no records for a while) fires rollback escalations only: every other timer
+waits for event time, so the events still to come are judged as a replay
+would judge them.
 
 Policy per stage: bad input → dead letter and go on; a sink error propagates
 (the daemon retries or stops); nothing in here sleeps or logs per event.
@@ -37,15 +47,18 @@ from guardian.wire.records import DeadLetter, DeadLetterSource
 log = structlog.get_logger(__name__)
 
 _event_time = attrgetter("timestamp")
-_record_time = attrgetter("timestamp_ms")
 
 
 class DecisionEngine(Protocol):
-    """What the pipeline needs of the rule engine."""
+    """What the pipeline needs of the rule engine (``guardian.engine.Engine``)."""
 
-    def process(self, event: InputEvent) -> list[Decision]: ...
+    def feed(self, event: InputEvent) -> list[Decision]:
+        """Apply one event in stream order, with the timers that come due."""
+        ...
 
-    def advance(self, now_ms: int) -> list[Decision]: ...
+    def advance_idle(self, now_ms: int) -> list[Decision]:
+        """Wall-clock time passed with no input: fire due rollback escalations."""
+        ...
 
 
 class RecordSink(Protocol):
@@ -73,6 +86,26 @@ class BatchResult:
     dead_letters: int = 0
     commands: int = 0
     started: float = 0.0
+
+
+@dataclass
+class _Judging:
+    """A batch between decoding and its outputs: what judging it accumulates."""
+
+    result: BatchResult
+    now_ms: int
+    # Deploy and check events apart from metrics: put first, a stable sort by event
+    # time keeps them ahead of the metrics of the same instant.
+    lifecycle: list[InputEvent] = field(default_factory=list)
+    metrics: list[InputEvent] = field(default_factory=list)
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    forwarded: int = 0
+
+    def ordered(self) -> list[InputEvent]:
+        """Every decoded event in event-time order (lifecycle events first on ties)."""
+        events = [*self.lifecycle, *self.metrics]
+        events.sort(key=_event_time)
+        return events
 
 
 class Pipeline:
@@ -116,23 +149,20 @@ class Pipeline:
         """Judge a large batch a slice at a time, letting other tasks run in between.
 
         Judging is CPU work on the event loop; one 5,000-record batch would hold
-        the HTTP API and heartbeats for its whole duration.
+        the HTTP API and heartbeats for its whole duration. The whole batch is
+        decoded and ordered before any of it is judged, so the slices decide
+        exactly what the batch judged at once would.
         """
-        if len(records) > chunk:
-            # Chunks are judged apart, each in event-time order; ordering the whole
-            # batch by record time first keeps a deploy ahead of its metrics across them.
-            records = sorted(records, key=_record_time)
-        result = self.judge(records[:chunk], transport)
-        for start in range(chunk, len(records), chunk):
+        batch = self._start()
+        for start in range(0, len(records), chunk):
+            if start:
+                await asyncio.sleep(0)
+            self._decode(records[start : start + chunk], transport, batch)
+        events = batch.ordered()
+        for start in range(0, len(events), chunk):
             await asyncio.sleep(0)
-            part = self.judge(records[start : start + chunk], transport)
-            result.next_offsets.update(part.next_offsets)
-            result.decisions.extend(part.decisions)
-            result.outputs.extend(part.outputs)
-            result.consumed.update(part.consumed)
-            result.dead_letters += part.dead_letters
-            result.commands += part.commands
-        return result
+            self._feed(events[start : start + chunk], batch)
+        return self._finish(batch)
 
     def judge(self, records: Sequence[RawRecord], transport: str = "kafka") -> BatchResult:
         """Decode and decide a batch; nothing is written yet.
@@ -141,41 +171,43 @@ class Pipeline:
         writing its outputs fails, the daemon retries ``deliver`` with the same
         outputs rather than judging the records again.
         """
-        result = BatchResult(started=time.perf_counter())
-        now_ms = self._wall_clock_ms()
-        outputs = result.outputs
-        decisions = result.decisions
-        process = self.engine.process
+        batch = self._start()
+        self._decode(records, transport, batch)
+        self._feed(batch.ordered(), batch)
+        return self._finish(batch)
+
+    def _start(self) -> _Judging:
+        return _Judging(BatchResult(started=time.perf_counter()), self._wall_clock_ms())
+
+    def _feed(self, events: Sequence[InputEvent], batch: _Judging) -> None:
+        """Feed events (in event-time order) to the engine, collecting their decisions."""
+        decisions = batch.result.decisions
+        feed = self.engine.feed
         watermark = self.watermark_ms
-        touched: set[tuple[str, str]] = set()
-        events, forwarded = self._decode(records, transport, now_ms, result)
-        # In event-time order: catching up a backlog, a batch holds deploy and metric
-        # partitions fetched in any order, and a deploy judged after its own metrics
-        # would miss them. The sort is stable, so equal times keep their order.
-        events.sort(key=_event_time)
         for event in events:
-            watermark = max(watermark, event.timestamp)
-            found = process(event)
+            found = feed(event)
             if found:
                 decisions.extend(found)
+            watermark = max(watermark, event.timestamp)
             if type(event) is not MetricEvent:  # deploy and check events change deploy state
-                touched.add((event.service, event.environment))
+                batch.touched.add((event.service, event.environment))
                 if isinstance(event, DeployEvent) and event.type in ("rolled_back", "failed"):
-                    outputs.append(self._confirmation(event, now_ms))
-
+                    batch.result.outputs.append(self._confirmation(event, batch.now_ms))
         self.watermark_ms = watermark
-        if watermark:
-            decisions.extend(self.engine.advance(watermark))
-        touched.update((d.service, d.environment) for d in decisions)
+
+    def _finish(self, batch: _Judging) -> BatchResult:
+        """State snapshots, then each decision's records; count the batch."""
+        result = batch.result
+        outputs = result.outputs
+        touched = batch.touched
+        touched.update((d.service, d.environment) for d in result.decisions)
         if self._state is not None:
             outputs.extend(self._state.outputs_for(touched))
             outputs.extend(self._state.periodic_outputs())
-
-        for decision in decisions:
-            self._act(decision, now_ms, result)
-
+        for decision in result.decisions:
+            self._act(decision, batch.now_ms, result)
         result.dead_letters = sum(1 for o in outputs if o.role == "dlq")
-        self._count(result, forwarded)
+        self._count(result, batch.forwarded)
         return result
 
     def _count(self, result: BatchResult, forwarded: int) -> None:
@@ -187,13 +219,10 @@ class Pipeline:
             self._metrics.dead_letters.inc(result.dead_letters)
             self._metrics.events_rejected.labels("invalid").inc(result.dead_letters)
 
-    def _decode(
-        self, records: Sequence[RawRecord], transport: str, now_ms: int, result: BatchResult
-    ) -> tuple[list[InputEvent], int]:
-        """Decode a batch: events to judge, dead letters and forwards into ``result``.
-
-        Returns the events and how many were forwarded to another replica.
-        """
+    def _decode(self, records: Sequence[RawRecord], transport: str, batch: _Judging) -> None:
+        """Decode records into ``batch``: events to judge; dead letters and forwards as outputs."""
+        result = batch.result
+        now_ms = batch.now_ms
         horizon_ms = now_ms + self._max_future_skew_ms
         outputs = result.outputs
         consumed = result.consumed
@@ -202,8 +231,7 @@ class Pipeline:
         # MQTT has no partitions: an event for a service another replica owns goes on
         # to its Kafka input topic, where that replica reads it.
         keeper = self._state if transport != "kafka" else None
-        events: list[InputEvent] = []
-        forwarded = 0
+        metrics, lifecycle = batch.metrics, batch.lifecycle
         for record in records:
             consumed[fixed_label or record.topic] += 1
             result.next_offsets[(record.topic, record.partition)] = record.offset + 1
@@ -224,10 +252,9 @@ class Pipeline:
             if keeper is not None and not keeper.owns(event.service):
                 role: Role = "metric" if type(event) is MetricEvent else "deploy"
                 outputs.append(OutputRecord(role, event.service.encode(), record.value))
-                forwarded += 1
+                batch.forwarded += 1
                 continue
-            events.append(event)
-        return events, forwarded
+            (metrics if type(event) is MetricEvent else lifecycle).append(event)
 
     def _act(self, decision: Decision, now_ms: int, result: BatchResult) -> None:
         """Turn one decision into its output records, count it and log it."""
@@ -253,17 +280,19 @@ class Pipeline:
         )
 
     def idle(self, idle_ms: int) -> BatchResult:
-        """Let event time run on while no records arrive, so timeouts still fire.
+        """No records for ``idle_ms`` of wall time: rollback escalations still fire.
 
         With no events, event time would stand still and a rollback that no
-        executor confirms would never escalate. While idle, event time is taken
-        to advance with the wall clock from the newest event seen.
+        executor confirms would never escalate. While idle, escalations are due
+        by the wall clock counted from the newest event seen; other timers (bake
+        ends, no-data checks, idle expiry) wait for event time, so they cannot
+        fire ahead of events still on their way and judge those differently.
         """
         result = BatchResult(started=time.perf_counter())
         if not self.watermark_ms:
             return result
         now_ms = self._wall_clock_ms()
-        for decision in self.engine.advance(self.watermark_ms + idle_ms):
+        for decision in self.engine.advance_idle(self.watermark_ms + idle_ms):
             result.decisions.append(decision)
             self._act(decision, now_ms, result)
         if self._state is not None:

@@ -39,16 +39,19 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.seen: list[InputEvent] = []
-        self.advanced: list[int] = []
+        self.advanced: list[int] = []  # each new newest event time
+        self.idle: list[int] = []
 
-    def process(self, event: InputEvent) -> list[Decision]:
+    def feed(self, event: InputEvent) -> list[Decision]:
         self.seen.append(event)
+        if not self.advanced or event.timestamp > self.advanced[-1]:
+            self.advanced.append(event.timestamp)
         if isinstance(event, MetricEvent) and event.values.get("errors"):
             return [dataclasses.replace(_decision(), at_ms=event.timestamp)]
         return []
 
-    def advance(self, now_ms: int) -> list[Decision]:
-        self.advanced.append(now_ms)
+    def advance_idle(self, now_ms: int) -> list[Decision]:
+        self.idle.append(now_ms)
         return []
 
 
@@ -167,17 +170,17 @@ async def test_failed_delivery_raises_and_can_be_retried_without_judging_again()
 
 
 class TimerEngine(FakeEngine):
-    """Escalates once event time passes a deadline."""
+    """Escalates once idle time passes a deadline."""
 
-    def advance(self, now_ms: int) -> list[Decision]:
-        self.advanced.append(now_ms)
+    def advance_idle(self, now_ms: int) -> list[Decision]:
+        self.idle.append(now_ms)
         if now_ms >= NOW_MS + 600_000:
             return [dataclasses.replace(_decision(), action="escalate", at_ms=now_ms)]
         return []
 
 
-async def test_idle_time_advances_event_time_so_timeouts_fire() -> None:
-    """With no records arriving, event time runs on from the newest event and timers fire."""
+async def test_idle_time_lets_escalations_fire() -> None:
+    """With no records arriving, escalations are due by the wall clock from the newest event."""
     engine, sink = TimerEngine(), FakeSink()
     pipeline, _ = _pipeline(engine, sink)
     assert pipeline.idle(5_000).outputs == []  # nothing seen yet: no notion of event time
