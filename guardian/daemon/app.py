@@ -25,9 +25,10 @@ from guardian.daemon.http import ControlPlane, RouteInstaller
 from guardian.daemon.pipeline import BatchResult, Pipeline
 from guardian.daemon.reload import RuleReloader
 from guardian.daemon.state import StateKeeper, owned_partitions
+from guardian.delivery import Deadline, deliver_with_retry
 from guardian.engine import Engine, load_rules
 from guardian.engine.rules.horizon import history_horizon_ms
-from guardian.errors import GuardianError, SinkError
+from guardian.errors import GuardianError
 from guardian.inputs.adapters import Inputs
 from guardian.kafka.admin import check_copartitioned, ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
@@ -251,27 +252,19 @@ class Daemon:
         While draining, only until the grace period is spent: then a
         non-retriable SinkError ends the daemon (its offsets stay uncommitted).
         """
-        delay = 0.1
-        while True:
-            try:
-                await pipeline.deliver(result)
-            except SinkError as exc:
-                if not exc.retriable:
-                    raise
-                self.readiness.set("broker_connected", False)
-                deadline = self._drain_deadline
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    raise SinkError(
-                        "delivery abandoned: the grace period of "
-                        f"{self.settings.grace_period_s:g}s is spent ({exc})",
-                        retriable=False,
-                    ) from exc
-                log.warning("delivery_retry", error=str(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self.readiness.set("broker_connected", True)
-            return
+
+        def drain_deadline() -> Deadline | None:
+            if self._drain_deadline is None:
+                return None
+            spent = f"the grace period of {self.settings.grace_period_s:g}s is spent"
+            return Deadline(self._drain_deadline, spent)
+
+        await deliver_with_retry(
+            lambda: pipeline.deliver(result),
+            transport="kafka",
+            readiness=self.readiness,
+            deadline=drain_deadline,
+        )
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""

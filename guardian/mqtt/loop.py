@@ -1,10 +1,13 @@
 """The MQTT consume loop: batch → judge → deliver (retrying) → PUBACK, until told to stop.
 
-It is the MQTT twin of the daemon's Kafka loop and shares its pipeline, so
-MQTT events go through the same decode, engine and dead-letter path (dead
-letters record the MQTT topic). The daemon runs it as one more task in its
-``TaskGroup``. A stop request is honoured between batches: the batch in hand
-is finished, written and acknowledged first.
+It is the MQTT twin of the daemon's Kafka loop and takes the daemon's
+pipeline, so MQTT events go through the same decode, engine and dead-letter
+path (dead letters record the MQTT topic); it delivers through the same
+retry loop (``guardian.delivery``). It knows the pipeline only through the
+small ``BatchJudge`` protocol, so this adapter imports nothing of the
+daemon. The daemon runs it as one more task in its ``TaskGroup``. A stop
+request is honoured between batches: the batch in hand is finished, written
+and acknowledged first.
 
 Limits: a sink that stays away blocks this loop (with backoff) exactly as it
 blocks the Kafka loop; MQTT messages meanwhile wait un-acknowledged at the
@@ -14,23 +17,35 @@ broker, which stops sending more once its in-flight window is full.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import structlog
 
-from guardian.daemon.pipeline import BatchResult, Pipeline
-from guardian.errors import SinkError
+from guardian import delivery
+from guardian.kafka.source import RawRecord
 from guardian.mqtt.source import MqttSource, ReadinessReporter
 
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.2
-RETRY_INITIAL_S = 0.1
-RETRY_MAX_S = 5.0
+RETRY_INITIAL_S = delivery.RETRY_INITIAL_S
+RETRY_MAX_S = delivery.RETRY_MAX_S
+
+Result = TypeVar("Result")
+
+
+class BatchJudge(Protocol[Result]):
+    """What the loop needs of the daemon's pipeline: judge a batch, then write its outputs."""
+
+    def judge(self, records: Sequence[RawRecord], transport: str = ...) -> Result: ...
+
+    async def deliver(self, result: Result) -> None: ...
 
 
 async def run_mqtt(
     source: MqttSource,
-    pipeline: Pipeline,
+    pipeline: BatchJudge[Result],
     stop: asyncio.Event,
     readiness: ReadinessReporter | None = None,
 ) -> None:
@@ -50,22 +65,13 @@ async def run_mqtt(
 
 
 async def deliver_with_retry(
-    pipeline: Pipeline, result: BatchResult, readiness: ReadinessReporter | None = None
+    pipeline: BatchJudge[Result], result: Result, readiness: ReadinessReporter | None = None
 ) -> None:
     """Write a batch's outputs, backing off on a retriable SinkError until they are written."""
-    delay = RETRY_INITIAL_S
-    while True:
-        try:
-            await pipeline.deliver(result)
-        except SinkError as exc:
-            if not exc.retriable:
-                raise
-            if readiness is not None:
-                readiness.set("broker_connected", False)
-            log.warning("delivery_retry", transport="mqtt", error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-            continue
-        if readiness is not None:
-            readiness.set("broker_connected", True)
-        return
+    await delivery.deliver_with_retry(
+        lambda: pipeline.deliver(result),
+        transport="mqtt",
+        readiness=readiness,
+        initial_s=RETRY_INITIAL_S,
+        max_s=RETRY_MAX_S,
+    )
