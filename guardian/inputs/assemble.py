@@ -19,9 +19,12 @@ the +Inf bucket, and non-monotonic counts smoothed to their running maximum.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import add
 from typing import Literal
 
 from guardian.wire.events import (
@@ -73,28 +76,41 @@ Buckets = dict[float, float]  # upper bound → cumulative count
 
 def histogram_quantile(q: float, buckets: Buckets) -> float:
     """The q-quantile of cumulative bucket counts keyed by upper bound; NaN when undefined."""
-    if not buckets or math.isnan(q):
+    if not buckets:
         return math.nan
     bounds = sorted(buckets)
-    if not math.isinf(bounds[-1]) or len(bounds) < 2:
-        return math.nan
-    counts = [buckets[b] for b in bounds]
-    running = counts[0]
-    for i in range(1, len(counts)):  # the envelope: counts never decrease with the bound
-        running = counts[i] = max(running, counts[i])
-    total = counts[-1]
-    if total <= 0:
-        return math.nan
-    rank = q * total
-    index = next(i for i, count in enumerate(counts) if count >= rank)
-    if index == len(bounds) - 1:
-        return bounds[-2]
-    if index == 0 and bounds[0] <= 0:
-        return bounds[0]
-    start = bounds[index - 1] if index > 0 else 0.0
-    below = counts[index - 1] if index > 0 else 0.0
-    in_bucket = counts[index] - below
-    return start + (bounds[index] - start) * ((rank - below) / in_bucket)
+    return quantiles((q,), bounds, [buckets[b] for b in bounds])[0]
+
+
+def quantiles(qs: Sequence[float], bounds: Sequence[float], counts: Sequence[float]) -> list[float]:
+    """``histogram_quantile`` of each q over cumulative ``counts`` at increasing ``bounds``."""
+    if len(bounds) < 2 or not math.isinf(bounds[-1]):
+        return [math.nan] * len(qs)
+    envelope = list(accumulate(counts, max))  # counts never decrease with the bound
+    total = envelope[-1]
+    if not total > 0:
+        return [math.nan] * len(qs)
+    last = len(bounds) - 1
+    out = []
+    for q in qs:
+        if math.isnan(q):
+            out.append(math.nan)
+            continue
+        rank = q * total
+        index = bisect_left(envelope, rank)
+        if index >= last:
+            out.append(bounds[-2])
+        elif index == 0 and bounds[0] <= 0:
+            out.append(bounds[0])
+        else:
+            start = bounds[index - 1] if index > 0 else 0.0
+            below = envelope[index - 1] if index > 0 else 0.0
+            in_bucket = envelope[index] - below
+            if in_bucket <= 0:  # q = 0 on an empty first bucket: Go's 0/0
+                out.append(math.nan)
+                continue
+            out.append(start + (bounds[index] - start) * ((rank - below) / in_bucket))
+    return out
 
 
 @dataclass
@@ -119,6 +135,40 @@ class Conversion:
         return f"{sum(rejected.values())} of {self.samples} samples not mapped: {parts}"
 
 
+class _Family:
+    """One latency histogram's bucket increments at one slot: a vector while the bounds agree."""
+
+    __slots__ = ("bounds", "by_bound", "counts", "scale_ms")
+
+    def __init__(self, scale_ms: float) -> None:
+        self.scale_ms = scale_ms
+        self.bounds: tuple[float, ...] | None = None  # increasing, +Inf last
+        self.counts: list[float] = []
+        self.by_bound: Buckets | None = None  # any other shape, merged by bound
+
+    def add_vector(self, bounds: tuple[float, ...], counts: Sequence[float]) -> None:
+        if self.by_bound is None and self.bounds is None:
+            self.bounds, self.counts = bounds, list(counts)
+        elif self.by_bound is None and self.bounds == bounds:
+            self.counts = list(map(add, self.counts, counts))
+        else:
+            for bound, count in zip(bounds, counts, strict=True):
+                self.add(bound, count)
+
+    def add(self, bound: float, count: float) -> None:
+        by_bound = self.by_bound
+        if by_bound is None:
+            by_bound = self.by_bound = dict(zip(self.bounds or (), self.counts, strict=True))
+            self.bounds = None
+        by_bound[bound] = by_bound.get(bound, 0.0) + count
+
+    def quantiles(self, qs: Sequence[float]) -> list[float]:
+        if self.by_bound is not None:
+            bounds = sorted(self.by_bound)
+            return quantiles(qs, bounds, [self.by_bound[b] for b in bounds])
+        return quantiles(qs, self.bounds or (), self.counts)
+
+
 class _Slot:
     """Everything one identity contributes at one timestamp."""
 
@@ -128,8 +178,7 @@ class _Slot:
         self.requests = 0.0
         self.errors = 0.0
         self.has_requests = False
-        # latency family → (scale to ms, buckets)
-        self.families: dict[str, tuple[float, Buckets]] = {}
+        self.families: dict[str, _Family] = {}
         # values key → [total, count, is_counter]
         self.values: dict[str, list[float]] = {}
 
@@ -138,7 +187,8 @@ class EventAssembler:
     """Sums contributions per (identity, timestamp) and builds one event for each."""
 
     def __init__(self, quantiles: Sequence[tuple[str, float]]) -> None:
-        self._quantiles = tuple(quantiles)
+        self._keys = tuple(key for key, _ in quantiles)
+        self._qs = tuple(q for _, q in quantiles)
         self._slots: dict[tuple[Identity, int], _Slot] = {}
 
     def _slot(self, identity: Identity, ts_ms: int) -> _Slot:
@@ -157,17 +207,20 @@ class EventAssembler:
             slot.errors += count
 
     def buckets(
-        self, identity: Identity, ts_ms: int, family: str, scale_ms: float, buckets: Buckets
+        self,
+        identity: Identity,
+        ts_ms: int,
+        family: str,
+        scale_ms: float,
+        bounds: tuple[float, ...],
+        counts: Sequence[float],
     ) -> None:
-        """Cumulative bucket increments (upper bound → count) of one latency histogram."""
+        """Cumulative bucket increments at increasing ``bounds`` (+Inf last) of one histogram."""
         families = self._slot(identity, ts_ms).families
         found = families.get(family)
         if found is None:
-            families[family] = (scale_ms, dict(buckets))
-            return
-        into = found[1]
-        for bound, count in buckets.items():
-            into[bound] = into.get(bound, 0.0) + count
+            found = families[family] = _Family(scale_ms)
+        found.add_vector(bounds, counts)
 
     def bucket(
         self, identity: Identity, ts_ms: int, family: str, scale_ms: float, le: float, count: float
@@ -176,10 +229,8 @@ class EventAssembler:
         families = self._slot(identity, ts_ms).families
         found = families.get(family)
         if found is None:
-            families[family] = (scale_ms, {le: count})
-            return
-        into = found[1]
-        into[le] = into.get(le, 0.0) + count
+            found = families[family] = _Family(scale_ms)
+        found.add(le, count)
 
     def value(self, identity: Identity, ts_ms: int, key: str, value: float, counter: bool) -> None:
         """A gauge reading (averaged) or a counter increment (summed) for ``values[key]``."""
@@ -201,14 +252,8 @@ class EventAssembler:
                 values["errors"] = slot.errors
             for key, (total, count, counter) in slot.values.items():
                 values[key] = total if counter else total / count
-            for key, quantile in self._quantiles:
-                found = [
-                    histogram_quantile(quantile, buckets) * scale
-                    for scale, buckets in slot.families.values()
-                ]
-                found = [v for v in found if math.isfinite(v)]
-                if found:
-                    values[key] = sum(found) / len(found)
+            if slot.families:
+                self._latency(slot.families, values)
             if not values:
                 continue
             if len(values) > MAX_VALUES:
@@ -231,6 +276,17 @@ class EventAssembler:
             out.append(event)
         self._slots.clear()
         return out
+
+    def _latency(self, families: dict[str, _Family], values: dict[str, float]) -> None:
+        """Quantiles of each family in ms; several families with data are averaged."""
+        found: list[list[float]] = [
+            [q * family.scale_ms for q in family.quantiles(self._qs)]
+            for family in families.values()
+        ]
+        for index, key in enumerate(self._keys):
+            finite = [row[index] for row in found if math.isfinite(row[index])]
+            if finite:
+                values[key] = sum(finite) / len(finite)
 
 
 def _by_time(item: tuple[tuple[Identity, int], _Slot]) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
+from operator import sub
 
 # Point = (start_ms, ts_ms, value); value is a float, or a tuple of floats (histograms).
 Value = float | tuple[float, ...]
@@ -154,7 +155,7 @@ class StateBatch:
             return values
         if ts_ms - last_ts > self._state.max_interval_ms:
             return None
-        deltas = tuple(now - before for now, before in zip(values, last_values, strict=True))
+        deltas = tuple(map(sub, values, last_values))
         if min(deltas) < 0:
             return values  # any count that went down: the whole histogram restarted
         return deltas

@@ -28,7 +28,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING, Literal
 
 from google.protobuf import json_format
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         HistogramDataPoint,
         Metric,
         NumberDataPoint,
+        ResourceMetrics,
     )
 
 Encoding = Literal["otlp_proto", "otlp_json"]
@@ -110,7 +111,7 @@ def _is_error(attrs: dict[str, str], mapping: Mapping) -> bool:
     return any(attrs.get(name) for name in mapping.error_labels)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Pass:
     """One metric of one request: what its points feed, and where."""
 
@@ -124,16 +125,18 @@ class _Pass:
     skipped: Counter[str]
 
 
-@dataclass(frozen=True, slots=True)
-class _At:
-    """One data point's series, time and v1 identity."""
+@dataclass(slots=True)
+class _Resource:
+    """A resource's attributes, worked out once: its state key and the roles it names."""
 
-    key: tuple[str | bytes, str, str | bytes]
-    ts: int
-    start: int
-    fresh: bool
-    identity: Identity
-    error: bool
+    attributes: dict[str, str]
+    key: str | bytes
+    roles: list[str | None]
+    identity: Identity | str  # when no data point attribute names a role
+    point_roles: frozenset[str]  # attribute names a data point may fill a missing role with
+
+
+_CACHE_LIMIT = 4096
 
 
 class OtlpConverter:
@@ -143,36 +146,60 @@ class OtlpConverter:
         self.mapping = mapping
         self.state = state
         self._started_ms = started_ms
+        # The same resources and bounds come back in every export: work them out once.
+        self._resources: dict[bytes, _Resource] = {}
+        self._bounds: dict[tuple[float, ...], bool] = {}
 
     def convert(self, request: ExportMetricsServiceRequest) -> tuple[Conversion, StateBatch]:
         """The events of one export request, and the state updates to commit with them."""
         result = Conversion()
         batch = self.state.batch()
         assembler = EventAssembler(self.mapping.quantiles)
-        mapping = self.mapping
         for resource_metrics in request.resource_metrics:
-            resource = _attributes(resource_metrics.resource.attributes)
-            resource_key = series_key(
-                "\x00" + "\xff".join(f"{k}\xfe{v}" for k, v in sorted(resource.items()))
+            resource = self._resource(
+                resource_metrics.resource.SerializeToString(), resource_metrics
             )
-            roles = [
-                next((resource[n] for n in names if resource.get(n)), None)
-                for _, names in mapping.roles
-            ]
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    self._metric(metric, resource, resource_key, roles, batch, assembler, result)
+                    self._metric(metric, resource, batch, assembler, result)
         result.events = assembler.events(result.skipped)
         if batch.out_of_order:
             result.skipped["out_of_order"] += batch.out_of_order
         return result, batch
 
+    def _resource(self, raw: bytes, resource_metrics: ResourceMetrics) -> _Resource:
+        found = self._resources.get(raw)
+        if found is not None:
+            return found
+        mapping = self.mapping
+        attributes = _attributes(resource_metrics.resource.attributes)
+        roles = [
+            next((attributes[n] for n in names if attributes.get(n)), None)
+            for _, names in mapping.roles
+        ]
+        found = _Resource(
+            attributes=attributes,
+            key=series_key(
+                "\x00" + "\xff".join(f"{k}\xfe{v}" for k, v in sorted(attributes.items()))
+            ),
+            roles=roles,
+            identity=self._identity(roles, {}),
+            point_roles=frozenset(
+                n
+                for (_, names), role in zip(mapping.roles, roles, strict=True)
+                if role is None
+                for n in names
+            ),
+        )
+        if len(self._resources) >= _CACHE_LIMIT:
+            self._resources.clear()
+        self._resources[raw] = found
+        return found
+
     def _metric(
         self,
         metric: Metric,
-        resource: dict[str, str],
-        resource_key: str | bytes,
-        roles: list[str | None],
+        resource: _Resource,
         batch: StateBatch,
         assembler: EventAssembler,
         result: Conversion,
@@ -184,7 +211,8 @@ class OtlpConverter:
         points = data.data_points
         result.samples += len(points)
         name = metric.name
-        targets = self.mapping.targets.get(name)
+        mapping = self.mapping
+        targets = mapping.targets.get(name)
         skipped = result.skipped
         if targets is None:
             skipped["unmapped_metric"] += len(points)
@@ -202,13 +230,17 @@ class OtlpConverter:
             assembler=assembler,
             skipped=skipped,
         )
-        mapping = self.mapping
+        point_roles = resource.point_roles
         for point in points:
-            attrs = _attributes(point.attributes)
-            if mapping.drop and mapping.dropped(name, {**resource, **attrs}):
+            attrs = _attributes(point.attributes) if point.attributes else {}
+            if mapping.drop and mapping.dropped(name, {**resource.attributes, **attrs}):
                 skipped["dropped"] += 1
                 continue
-            identity = self._identity(roles, attrs)
+            identity = (
+                self._identity(resource.roles, attrs)
+                if point_roles and not point_roles.isdisjoint(attrs)
+                else resource.identity
+            )
             if isinstance(identity, str):
                 skipped[identity] += 1
                 continue
@@ -217,7 +249,7 @@ class OtlpConverter:
                 skipped["bad_timestamp"] += 1
                 continue
             key = (
-                resource_key,
+                resource.key,
                 name,
                 series_key("\xff".join(f"{k}\xfe{v}" for k, v in sorted(attrs.items()))),
             )
@@ -226,22 +258,26 @@ class OtlpConverter:
                 skipped["ended"] += 1
                 continue
             start = point.start_time_unix_nano // 1_000_000
-            at = _At(
-                key=key,
-                ts=ts,
-                start=start,
-                fresh=start > 0
-                and self._started_ms <= start
-                and ts - start <= mapping.max_interval_ms,
-                identity=identity,
-                error=_is_error(attrs, mapping),
+            fresh = (
+                start > 0 and self._started_ms <= start and ts - start <= mapping.max_interval_ms
             )
+            error = _is_error(attrs, mapping)
             if kind == "histogram":
-                self._histogram(point, at, run)
+                self._histogram(point, key, ts, start, fresh, identity, error, run)
             else:
-                self._number(point, at, run)
+                self._number(point, key, ts, start, fresh, identity, error, run)
 
-    def _number(self, point: NumberDataPoint, at: _At, run: _Pass) -> None:
+    def _number(
+        self,
+        point: NumberDataPoint,
+        key: tuple[str | bytes, str, str | bytes],
+        ts: int,
+        start: int,
+        fresh: bool,
+        identity: Identity,
+        error: bool,
+        run: _Pass,
+    ) -> None:
         value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
         if not math.isfinite(value):
             run.skipped["not_finite"] += 1
@@ -250,42 +286,58 @@ class OtlpConverter:
             if value < 0:
                 run.skipped["negative_counter"] += 1
                 return
-            increment = (
-                value
-                if run.delta
-                else run.batch.increment(at.key, at.ts, value, at.start, at.fresh)
-            )
+            increment = value if run.delta else run.batch.increment(key, ts, value, start, fresh)
             if increment is None:
                 return
             value = increment
         for target in run.targets:
             if target.kind == "requests":
-                run.assembler.requests(at.identity, at.ts, value, at.error)
+                run.assembler.requests(identity, ts, value, error)
             elif target.kind == "value":
-                run.assembler.value(at.identity, at.ts, target.key, value, run.monotonic)
+                run.assembler.value(identity, ts, target.key, value, run.monotonic)
             else:
                 run.skipped["unsupported_type"] += 1
 
-    def _histogram(self, point: HistogramDataPoint, at: _At, run: _Pass) -> None:
-        counts = (float(point.count), *map(float, point.bucket_counts))
-        bounds = tuple(point.explicit_bounds)
-        if len(counts) != len(bounds) + 2 and len(counts) != 1:
+    def _histogram(
+        self,
+        point: HistogramDataPoint,
+        key: tuple[str | bytes, str, str | bytes],
+        ts: int,
+        start: int,
+        fresh: bool,
+        identity: Identity,
+        error: bool,
+        run: _Pass,
+    ) -> None:
+        counts = (point.count, *point.bucket_counts)
+        bounds = (*point.explicit_bounds, math.inf)
+        if len(counts) != len(bounds) + 1 and len(counts) != 1:
             run.skipped["unsupported_type"] += 1  # bucket counts do not fit the bounds
             return
-        increments = (
-            counts if run.delta else run.batch.increments(at.key, at.ts, counts, at.start, at.fresh)
-        )
+        increments = counts if run.delta else run.batch.increments(key, ts, counts, start, fresh)
         if increments is None:
             return
         for target in run.targets:
             if target.kind == "requests":
-                run.assembler.requests(at.identity, at.ts, increments[0], at.error)
+                run.assembler.requests(identity, ts, increments[0], error)
             elif target.kind == "latency" and len(increments) > 1:
-                cumulative = accumulate(increments[1:])
-                buckets = dict(zip((*bounds, math.inf), cumulative, strict=True))
-                run.assembler.buckets(at.identity, at.ts, run.name, run.scale_ms, buckets)
+                cumulative = list(accumulate(increments[1:]))
+                if self._increasing(bounds):
+                    run.assembler.buckets(identity, ts, run.name, run.scale_ms, bounds, cumulative)
+                else:
+                    for bound, count in zip(bounds, cumulative, strict=True):
+                        run.assembler.bucket(identity, ts, run.name, run.scale_ms, bound, count)
             elif target.kind == "value":
                 run.skipped["unsupported_type"] += 1
+
+    def _increasing(self, bounds: tuple[float, ...]) -> bool:
+        known = self._bounds.get(bounds)
+        if known is None:
+            known = all(a < b for a, b in pairwise(bounds))
+            if len(self._bounds) >= _CACHE_LIMIT:
+                self._bounds.clear()
+            self._bounds[bounds] = known
+        return known
 
     def _identity(self, roles: list[str | None], attrs: dict[str, str]) -> Identity | str:
         mapping = self.mapping

@@ -106,6 +106,10 @@ class _SeriesPlan:
     values: list[tuple[str, bool]] = field(default_factory=list)  # (values key, is counter)
 
 
+# A series' name, v1 identity, plan and state key: worked out once per series.
+_Prepared = tuple[str, Identity, _SeriesPlan, Hashable]
+
+
 class RemoteWriteConverter:
     """Turns ``WriteRequest`` messages into metric events through one ``SeriesState``."""
 
@@ -113,6 +117,9 @@ class RemoteWriteConverter:
         self.mapping = mapping
         self.state = state
         self._le_cache: dict[str, float] = {}
+        # Every scrape sends the same series again; the cache is as bounded as the state.
+        self._prepared: dict[str, _Prepared | str] = {}
+        self._cache_limit = min(state.max_series, 100_000)
 
     def convert(self, request: WriteRequest) -> tuple[Conversion, StateBatch]:
         """The events of one request, and the state updates to commit once they are written."""
@@ -138,7 +145,7 @@ class RemoteWriteConverter:
         result.samples += count
         if not count:
             return
-        prepared = self._prepare(series)
+        prepared = self._lookup(series)
         if isinstance(prepared, str):
             result.skipped[prepared] += count
             return
@@ -174,7 +181,21 @@ class RemoteWriteConverter:
                     identity, ts, value_key, increment if is_counter else value, is_counter
                 )
 
-    def _prepare(self, series: TimeSeries) -> tuple[str, Identity, _SeriesPlan, Hashable] | str:
+    def _lookup(self, series: TimeSeries) -> _Prepared | str:
+        """What a series is, from the cache when it was seen before."""
+        labels = series.labels
+        if labels and labels[0].name == "__name__" and labels[0].value not in self.mapping.targets:
+            return "unmapped_metric"  # most of what Prometheus scrapes: say so before any work
+        text = "\xff".join([f"{label.name}\xfe{label.value}" for label in labels])
+        prepared = self._prepared.get(text)
+        if prepared is None:
+            prepared = self._prepare(series, text)
+            if len(self._prepared) >= self._cache_limit:
+                self._prepared.clear()
+            self._prepared[text] = prepared
+        return prepared
+
+    def _prepare(self, series: TimeSeries, text: str) -> _Prepared | str:
         """A series' name, identity, plan and state key; or why it is skipped."""
         mapping = self.mapping
         labels = {label.name: label.value for label in series.labels}
@@ -195,8 +216,7 @@ class RemoteWriteConverter:
         plan = self._plan(name, labels, targets)
         if plan is None:
             return "unsupported_type"
-        key = series_key("\xff".join(f"{label.name}\xfe{label.value}" for label in series.labels))
-        return name, identity, plan, key
+        return name, identity, plan, series_key(text)
 
     def _plan(
         self, name: str, labels: dict[str, str], targets: tuple[Target, ...]

@@ -26,6 +26,7 @@ INF = math.inf
         pytest.param(0.5, {0.1: 5, 0.2: 10}, math.nan, id="no +Inf bucket"),
         pytest.param(0.5, {INF: 10}, math.nan, id="one bucket"),
         pytest.param(math.nan, {0.1: 5, INF: 10}, math.nan, id="NaN quantile"),
+        pytest.param(0.0, {0.1: 0, INF: 10}, math.nan, id="q=0 on an empty first bucket"),
         pytest.param(0.5, {}, math.nan, id="empty"),
     ],
 )
@@ -48,7 +49,7 @@ def test_contributions_at_one_time_become_one_event() -> None:
     assembler.requests(IDENT, 1000, 10, error=True)
     assembler.bucket(IDENT, 1000, "h", 1000.0, 0.1, 50)
     assembler.bucket(IDENT, 1000, "h", 1000.0, 0.1, 50)
-    assembler.buckets(IDENT, 1000, "h", 1000.0, {0.2: 100, INF: 100})
+    assembler.buckets(IDENT, 1000, "h", 1000.0, (0.2, INF), (100, 100))
     assembler.value(IDENT, 1000, "cpu_utilization", 0.4, counter=False)
     assembler.value(IDENT, 1000, "cpu_utilization", 0.6, counter=False)
     assembler.value(IDENT, 1000, "gc", 2, counter=True)
@@ -66,6 +67,16 @@ def test_contributions_at_one_time_become_one_event() -> None:
         "latency_p95_ms": pytest.approx(95.0),
     }
     assert events[1].values == {"requests": 0, "errors": 0}
+
+
+def test_histograms_with_the_same_bounds_add_up_and_others_merge_by_bound() -> None:
+    """Two SDK points share bounds (fast path); a third with other bounds still counts."""
+    assembler = EventAssembler((("p50", 0.5),))
+    assembler.buckets(IDENT, 1000, "h", 1.0, (10.0, 20.0, INF), (10, 10, 10))
+    assembler.buckets(IDENT, 1000, "h", 1.0, (10.0, 20.0, INF), (0, 10, 10))
+    assembler.buckets(IDENT, 1000, "h", 1.0, (15.0, INF), (0, 20))
+    # cumulative by bound: 10 → 10, 15 → 10, 20 → 20 (envelope), +Inf → 40
+    assert assembler.events(Counter())[0].values["p50"] == pytest.approx(20.0)
 
 
 def test_an_event_over_the_values_limit_is_counted_not_written() -> None:
