@@ -128,6 +128,10 @@ def _serve(settings: object, *, plain_errors: bool) -> int:
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
         return _report_failure(exc, plain_errors=plain_errors)
     finally:
+        # The closed loop took its signal handlers with it: a late copy of the stop signal
+        # must not kill a process that has drained already (status -SIGTERM instead of 0).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         daemon.stop_broker_now()  # a no-op after a clean drain: the daemon stopped it
     return 0
 
