@@ -285,8 +285,10 @@ async def test_broker_restarted_while_the_guardian_works(
 
     A controlled shutdown hands its leaderships over before the process
     exits, so producers and the guardian move to the other two brokers at
-    once and /readyz stays green throughout; the restarted broker rejoins
-    as a follower. The guardian ends with its commits at the log end.
+    once and /readyz never answers not-ready (a probe left unanswered for a
+    second while the restarting JVM takes the CPU is counted apart); the
+    restarted broker rejoins as a follower. The guardian ends with its
+    commits at the log end.
     """
     cluster = brokers.cluster
     restarts: list[asyncio.Task[str]] = []
@@ -301,8 +303,10 @@ async def test_broker_restarted_while_the_guardian_works(
     async def restarted(run: Run) -> None:
         await asyncio.gather(*restarts)
         await run.readiness.wait_for(True, timeout_s=30)
-        print(f"readiness: {len(run.readiness.red_since(run.broken_at))} red spell(s)")
-        assert not run.readiness.red_since(run.broken_at), run.readiness.changes
+        red = run.readiness.red_since(run.broken_at)
+        silent = run.readiness.silent_since(run.broken_at)
+        print(f"readiness: {len(red)} red spell(s), {len(silent)} probe(s) unanswered in 1 s")
+        assert not red, run.readiness.changes
 
     try:
         run = await _streamed_run(
@@ -323,7 +327,11 @@ async def _ready_with_two_of_three(run: Run, *, expect_red: bool) -> None:
     left_s = run.broken_at + 30 - time.monotonic()
     green_at = await run.readiness.wait_for(True, timeout_s=max(1.0, left_s))
     red = [round(at - run.broken_at, 1) for at in run.readiness.red_since(run.broken_at)]
-    print(f"readiness: red at +{red} s, green at +{green_at - run.broken_at:.1f} s after the kill")
+    silent = len(run.readiness.silent_since(run.broken_at))
+    print(
+        f"readiness: red at +{red} s, green at +{green_at - run.broken_at:.1f} s after the kill"
+        f" ({silent} probe(s) unanswered in 1 s)"
+    )
     if expect_red:
         assert red, "/readyz stayed green while input partitions had no leader"
         assert green_at - run.broken_at <= 30

@@ -229,36 +229,46 @@ class CountingProducer:
 
 @dataclass
 class ReadinessLog:
-    """``/readyz`` sampled every 0.1 s: the transitions, with monotonic times."""
+    """``/readyz`` sampled every 0.1 s: each change of answer, with monotonic times.
+
+    An answer is True (200), False (503) or None (no answer within 1 s: the
+    process is busy or gone), so a slow answer on a loaded machine is not
+    mistaken for the guardian saying it is not ready.
+    """
 
     port: int
-    changes: list[tuple[float, bool]] = field(default_factory=list)
+    changes: list[tuple[float, bool | None]] = field(default_factory=list)
 
     @property
     def ready(self) -> bool | None:
-        """The last state seen (None before the first answer)."""
+        """The last answer (None before the first, or when the last probe got none)."""
         return self.changes[-1][1] if self.changes else None
 
     def red_since(self, since: float) -> list[float]:
-        """Times it turned not-ready after ``since`` (an unanswered probe counts as not ready)."""
-        return [at for at, ok in self.changes if at >= since and not ok]
+        """Times after ``since`` when it answered not ready."""
+        return [at for at, ok in self.changes if at >= since and ok is False]
+
+    def silent_since(self, since: float) -> list[float]:
+        """Times after ``since`` when a probe got no answer in time."""
+        return [at for at, ok in self.changes if at >= since and ok is None]
 
     async def run(self) -> None:
         """Sample until cancelled."""
         timeout = aiohttp.ClientTimeout(total=1)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
+                answer: bool | None
                 try:
                     async with http.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        ok = response.status == 200
+                        answer = response.status == 200
                 except (aiohttp.ClientError, TimeoutError):
-                    ok = False
-                if ok != self.ready:
-                    self.changes.append((time.monotonic(), ok))
+                    answer = None
+                if not self.changes or answer != self.ready:
+                    self.changes.append((time.monotonic(), answer))
                 await asyncio.sleep(0.1)
 
     async def wait_for(self, ready: bool, timeout_s: float) -> float:
-        """Wait until the last state is ``ready``; return when it became so."""
+        """Wait until the last answer is ``ready``; return when it became so."""
         deadline = time.monotonic() + timeout_s
         while self.ready is not ready:
             if time.monotonic() > deadline:
