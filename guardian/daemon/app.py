@@ -88,8 +88,8 @@ class Daemon:
         if self._broker is not None:
             self._broker.stop_now()
 
-    async def run(self) -> None:
-        """Run until a stop request; raise on fatal errors."""
+    def _load_engine(self) -> tuple[Engine, int]:
+        """The engine on the configured rules, and the rules' history horizon in ms."""
         s = self.settings
         rules = load_rules(s.rules)  # invalid rules: refuse to start (ConfigError)
         lateness_ms = int(s.allowed_lateness_s * 1000)
@@ -108,7 +108,12 @@ class Daemon:
             self.metrics.events_consumed.labels(topic)  # export 0 before the first event
         self.readiness.set("rules_loaded", True)
         log.info("rules_loaded", path=str(s.rules), rules=len(rules))
+        return engine, horizon_ms
 
+    async def run(self) -> None:
+        """Run until a stop request; raise on fatal errors."""
+        s = self.settings
+        engine, horizon_ms = self._load_engine()
         async with AsyncExitStack() as stack:
             bootstrap = s.bootstrap_servers
             if not bootstrap:
