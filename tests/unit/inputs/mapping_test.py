@@ -94,3 +94,9 @@ def test_drop_rules_match_metric_and_labels(
         "prometheus:\n  drop:\n    - {labels: {cohort: shad*}}\n    - {metric: 'go_*'}\n"
     ).prometheus
     assert compile_mapping(section).dropped(metric, labels) is dropped
+
+
+def test_the_readme_shows_the_defaults() -> None:
+    """The README's inputs.yaml reference is the default mapping, line for line."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert DEFAULTS_YAML.split("\n", 2)[2] in readme
