@@ -17,11 +17,12 @@ Time: the engine reads no clock. Each service's "now" is its watermark, the
 newest event time seen for it. ``feed`` applies an event, then lets event
 time reach the newest event time fed (due timers fire), so replay, ``rules
 test`` and the daemon (whatever its batch boundaries) see timers and events
-interleaved alike. ``advance`` lets event time pass with no event (the end of a replay);
-``advance_idle`` is the daemon's idle tick: wall-clock time passed with no
-input, which fires only rollback escalations (a bake end or a silence check
-fired ahead of events still to come would judge them differently from a
-replay of the same events). Idle services are swept once a minute of event time.
+interleaved alike. ``advance`` lets event time pass with no event (the end
+of a replay); ``advance_idle`` is the daemon's idle tick: wall-clock time
+passed with no input, which fires only rollback escalations (a bake end or a
+silence check fired ahead of events still to come would judge them
+differently from a replay of the same events). Idle services are swept once
+a minute of event time.
 
 Limits: a rule is evaluated when its own series receives a sample (or, for
 no-data, by a timer); a series that falls silent mid-``for`` is not
@@ -97,6 +98,7 @@ class Engine:
         self._lifecycle = Lifecycle(
             self._services, self._deploys, self._timers, self._rules, self._firing
         )
+        self._on_metric = self._intake.on_metric  # bound once: the hottest call
         # Services silent this long (event time) without a live deploy are forgotten.
         self._idle_ttl_ms = idle_ttl_ms
         self._next_sweep_ms = 0 if idle_ttl_ms is not None else _NO_SWEEP
@@ -124,7 +126,7 @@ class Engine:
     def process(self, event: InputEvent) -> list[Decision]:
         """Apply one event without letting event time pass; the decisions it causes."""
         if type(event) is MetricEvent:
-            return self._intake.on_metric(event)
+            return self._on_metric(event)
         if type(event) is DeployEvent:
             return self._lifecycle.on_deploy(event)
         if type(event) is CheckEvent:

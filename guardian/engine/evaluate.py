@@ -7,8 +7,8 @@ now) and compares. It records what it saw on the binding for ``explain`` and
 returns whether the condition holds, whether a firing rule has resolved.
 Wording (``reason_text``, ``evidence``) happens only when a rule fires.
 
-Limits: the ``for`` clock, cooldown and one-rollback-per-deploy live in the
-engine; this module judges a single instant.
+Limits: the ``for`` clock, cooldown and one-rollback-per-deploy live in
+``firing.py``; this module judges a single instant.
 """
 
 from __future__ import annotations
