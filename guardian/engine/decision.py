@@ -32,6 +32,8 @@ class DeployInfo:
     started_at_ms: int
     status: DeployStatus = "active"
     completed_at_ms: int | None = None
+    # The rule of the guardian's rollback decision on this deploy, if it made one.
+    rollback_rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

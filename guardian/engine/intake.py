@@ -47,6 +47,9 @@ class MetricIntake:
         ts: int = ev.timestamp
         if not services.observe(st, ts):
             return _NONE
+        version = ev.version
+        if version is not None and version not in (st.live_version, st.prior_version):
+            st.saw_version(version)  # a version new to the service: rare
         region = ev.region or ""
         cohort = ev.cohort or ""
         series = st.series.get((region, cohort)) or self._new_series(st, region, cohort)

@@ -7,6 +7,14 @@ already held since its start (``Firing.catch_up``). ``on_check`` fires check
 rules at once (no window). ``fire`` acts on due timers: rollback escalation,
 bake end, no-data alerts.
 
+A deploy that does not name its previous version replaces what the service
+was last seen running (``ServiceState.saw_version``: metrics' ``version``,
+earlier deploys, rollbacks), and learns it from the first other version
+seen while it is live when nothing was seen before; otherwise it stays
+unknown and its command says so. A ``rolled_back`` or ``failed`` step with
+the deploy id ``@live`` closes the service's live deploy, whatever its id
+(a CDEvents ``service.rolledback`` names the service, not the deploy).
+
 Limits: a ``started`` that arrives after a later step of the same deploy
 moves its start earlier and refills its windows, but does not judge those
 samples again (its rules may already have fired on them).
@@ -25,7 +33,7 @@ from guardian.engine.rules.compiled import CompiledRule
 from guardian.engine.services import ServiceTable
 from guardian.engine.state import Binding, DeployState, ServiceState
 from guardian.engine.timers import BakeEnd, Escalation, NoDataCheck, Timer, TimerQueue
-from guardian.wire.events import CheckEvent, DeployEvent
+from guardian.wire.events import LIVE_DEPLOY, CheckEvent, DeployEvent
 
 _NONE: list[Decision] = []
 
@@ -55,6 +63,9 @@ class Lifecycle:
         st = self._services.service(ev.service, ev.environment)
         ts: int = ev.timestamp
         st.watermark = max(st.watermark, ts)
+        if ev.deploy_id == LIVE_DEPLOY:
+            self._close_live(st, ev)
+            return _NONE
         deploy = st.deploy
         new = False
         if deploy is None or deploy.deploy_id != ev.deploy_id:
@@ -76,7 +87,10 @@ class Lifecycle:
                 series.backfill(ts, st.watermark)
         deploy.event_ms[ev.type] = ts
         deploy.version = ev.version
-        deploy.previous_version = ev.previous_version or deploy.previous_version
+        deploy.previous_version = (
+            ev.previous_version or deploy.previous_version or st.version_before(ev.version)
+        )
+        st.saw_version(ev.version)
         deploy.strategy = ev.strategy
         deploy.component = ev.component
         if ev.regions:
@@ -90,7 +104,22 @@ class Lifecycle:
         elif ev.type in ("rolled_back", "failed"):
             deploy.status = ev.type
             st.release()
+            if ev.type == "rolled_back" and deploy.previous_version is not None:
+                st.saw_version(deploy.previous_version)  # what runs again
         return self._firing.catch_up(st, deploy) if new else _NONE
+
+    def _close_live(self, st: ServiceState, ev: DeployEvent) -> None:
+        """A rolled_back or failed step for the service's live deploy, whatever its id."""
+        if ev.type not in ("rolled_back", "failed"):
+            return  # refused when decoded
+        if ev.type == "rolled_back":
+            st.saw_version(ev.version)  # the version running after the rollback
+        deploy = st.deploy
+        if deploy is None or deploy.closed or ev.timestamp < deploy.started_at_ms:
+            return
+        deploy.event_ms[ev.type] = ev.timestamp
+        deploy.status = ev.type
+        st.release()
 
     def _open(self, st: ServiceState, ev: DeployEvent) -> DeployState:
         deploy = DeployState(ev.deploy_id, st.service, st.environment, ev.timestamp)

@@ -116,6 +116,9 @@ class ServiceSnapshot(msgspec.Struct):
     series: list[SeriesSnapshot]
     baselines: dict[str, BucketContents]
     check_fired: list[tuple[tuple[str, str, str, str], int]]
+    # Absent from snapshots written before the guardian remembered versions.
+    live_version: str | None = None
+    prior_version: str | None = None
 
     def without_windows(self) -> ServiceSnapshot:
         """The same snapshot without its series (for a record that would be too large)."""
@@ -271,6 +274,8 @@ def capture(st: ServiceState) -> ServiceSnapshot:
         series=series,
         baselines={region: store.export() for region, store in st.baselines.items()},
         check_fired=list(st.check_fired.items()),
+        live_version=st.live_version,
+        prior_version=st.prior_version,
     )
 
 
@@ -300,6 +305,7 @@ def restore(
             timers.push(deploy.completed_at_ms + rules.bake_ms, BakeEnd(st, deploy))
     st.deploy_live = snapshot.deploy_live
     st.check_fired = {tuple(k): v for k, v in snapshot.check_fired}  # type: ignore[misc]
+    st.live_version, st.prior_version = snapshot.live_version, snapshot.prior_version
     for region, contents in snapshot.baselines.items():
         store = st.region_buckets(region)
         if store is not None:

@@ -281,6 +281,7 @@ class DeployState(msgspec.Struct):
             started_at_ms=self.started_at_ms,
             status=self.status,
             completed_at_ms=self.completed_at_ms,
+            rollback_rule=self.rollback.rule if self.rollback is not None else None,
         )
 
     def applies(self, now: int, bake_ms: int | None) -> bool:
@@ -314,7 +315,9 @@ class ServiceState:
         "deploy_live",
         "environment",
         "key",
+        "live_version",
         "plan",
+        "prior_version",
         "series",
         "service",
         "watermark",
@@ -333,6 +336,27 @@ class ServiceState:
         self.deploy: DeployState | None = None
         self.deploy_live = False  # a deploy is active or baking: feed clipped windows
         self.check_fired: dict[tuple[str, str, str, str], int] = {}
+        # The last two versions seen running (metrics, deploys, rollbacks), newest first:
+        # what a deploy that does not name its previous version replaces.
+        self.live_version: str | None = None
+        self.prior_version: str | None = None
+
+    def saw_version(self, version: str) -> None:
+        """``version`` ran; a live deploy that did not know what it replaced learns it here."""
+        if version != self.live_version:
+            self.prior_version, self.live_version = self.live_version, version
+        deploy = self.deploy
+        if (
+            self.deploy_live
+            and deploy is not None
+            and deploy.previous_version is None
+            and version != deploy.version
+        ):
+            deploy.previous_version = version
+
+    def version_before(self, version: str) -> str | None:
+        """The version last seen running other than ``version``: what a deploy of it replaces."""
+        return self.live_version if self.live_version != version else self.prior_version
 
     def release(self) -> None:
         """The deploy stopped being live: deploy windows are not fed or read until the next."""

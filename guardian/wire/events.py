@@ -39,6 +39,11 @@ CheckStatus = Literal["pass", "fail", "warn"]
 
 FINISHING_TYPES: frozenset[str] = frozenset({"completed", "rolled_back", "failed"})
 
+# A ``rolled_back`` or ``failed`` step whose producer knows the service but not the guardian's
+# deploy id (a CDEvents ``service.rolledback``, a CI script) names the service's live deploy
+# with this id; its ``version`` is then the version running after the rollback.
+LIVE_DEPLOY = "@live"
+
 
 class EventTime(int):
     """Epoch milliseconds, decoded from an RFC 3339 string or a number."""
@@ -95,6 +100,13 @@ class DeployEvent(msgspec.Struct, tag="deploy", tag_field="kind", kw_only=True):
     )
     traffic_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     actor: OptionalLabel = None
+
+    def __post_init__(self) -> None:
+        if self.deploy_id == LIVE_DEPLOY and self.type not in ("rolled_back", "failed"):
+            raise ValueError(
+                f"deploy_id {LIVE_DEPLOY!r} names the service's live deploy: only a rolled_back "
+                f"or failed step may use it, not {self.type!r}"
+            )
 
 
 class MetricEvent(msgspec.Struct, tag="metric", tag_field="kind", kw_only=True, gc=False):
