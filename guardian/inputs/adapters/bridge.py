@@ -32,7 +32,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from guardian.config.settings import Settings
-from guardian.errors import DecodeError, SinkError, SourceError
+from guardian.delivery import Deadline, deliver_with_retry
+from guardian.errors import DecodeError, SourceError
 from guardian.inputs.adapters.accounting import InputAccount
 from guardian.inputs.adapters.writer import EventWriter
 from guardian.inputs.otlp import OtlpConverter, decode_otlp
@@ -43,7 +44,6 @@ from guardian.metrics import GuardianMetrics
 log = structlog.get_logger(__name__)
 
 _CHUNK = 100  # records converted between two yields to the event loop
-_MAX_BACKOFF_S = 5.0
 
 
 @dataclass
@@ -181,26 +181,18 @@ class OtlpBridge:
 
     async def _deliver(self, batch: _Batch, stop: asyncio.Event) -> None:
         """Write the batch's records, retrying a broker that is away (until the drain's end)."""
-        delay, deadline = 0.1, None
-        while True:
-            try:
-                await self._writer.write(batch.records)
-            except SinkError as exc:
-                if not exc.retriable:
-                    raise
-                if stop.is_set():
-                    loop_time = asyncio.get_running_loop().time()
-                    deadline = deadline or loop_time + self._settings.grace_period_s
-                    if loop_time + delay > deadline:
-                        raise SinkError(
-                            f"OTLP batch abandoned: the grace period is spent ({exc})",
-                            retriable=False,
-                        ) from exc
-                log.warning("otlp_delivery_retry", error=str(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_S)
-                continue
-            return
+        drain_ends: list[float] = []
+
+        def deadline() -> Deadline | None:
+            if not stop.is_set():
+                return None
+            if not drain_ends:  # the drain started while this batch was being retried
+                drain_ends.append(time.monotonic() + self._settings.grace_period_s)
+            return Deadline(drain_ends[0], "the grace period of the OTLP bridge is spent")
+
+        await deliver_with_retry(
+            lambda: self._writer.write(batch.records), transport="otlp", deadline=deadline
+        )
 
     def _record(self, batch: _Batch) -> None:
         self._account.record(batch.samples, batch.events, batch.skipped)
