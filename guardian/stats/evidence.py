@@ -101,10 +101,3 @@ def cs_radius(std_error: float, information: float, alpha: float, tuned_for: flo
     two_log = 2.0 * math.log(1.0 / alpha)
     ratio = tuned_for / ((two_log + math.log(1.0 + two_log)) * information)
     return std_error * math.sqrt((1.0 + ratio) * (math.log1p(1.0 / ratio) + two_log))
-
-
-def finite(value: float, name: str) -> float:
-    """``value`` if it is a finite, non-negative number; ValueError otherwise."""
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be a finite, non-negative number, got {value}")
-    return value

@@ -15,15 +15,17 @@ theta0 = n_c / (n_c + n_s). Conditioning on m per update makes the test
 immune to the stable rate moving over time (an incident that hits both
 cohorts), and needs no estimate of it for validity.
 
-- ``worse`` rejects "canary as good as stable" (rho <= 1): a uniform mixture
-  of likelihood-ratio martingales with rho0 = 1 and alternatives
-  rho_i = min(k 2^i, max_ratio), i = 0..5, where k is the smallest effect that
-  matters: ``min_ratio``, raised to 1 + min_increase / (stable rate so far)
-  when an absolute floor (``+0.5pp``) is set. The stable rate is estimated
-  from updates *before* this one, so each factor is predictable and the
-  mixture stays a test supermartingale; by Ville's inequality a healthy
-  canary is called worse with probability <= alpha however long it runs.
-  Each factor is at most max_ratio < 1/alpha, so no single error concludes.
+- ``worse`` rejects "canary as good as stable" (rho <= 1): a mixture (prior
+  weights 1/(i+1)) of likelihood-ratio martingales with rho0 = 1 and
+  alternatives rho_i = min(k c_i, max_ratio), c = 1, 2, 4, 8, 32, where k is the
+  smallest effect that matters: ``min_ratio``, raised to
+  1 + min_increase / (stable rate so far) when an absolute floor (``+0.5pp``)
+  is set, rounded down to a level 2^(j/16) so its grid can be reused. The
+  stable rate is estimated from updates *before* this one, so each factor is
+  predictable and the mixture stays a test supermartingale; by Ville's
+  inequality a healthy canary is called worse with probability <= alpha
+  however long it runs. Each factor is at most max_ratio < 1/alpha, so no
+  single error concludes.
 - ``not_worse`` rejects "canary worse by at least the effect" (rho >= rho_b):
   alternatives rho_b^f, f in (0.5, 0.25, 0, -0.5), against rho0 = rho_b, where
   rho_b = max(min_ratio, 1 + min_increase / u) and u is a ~3-sigma upper
@@ -41,7 +43,9 @@ detected more slowly (the evidence against it starts from below 1): this is
 a test per canary, not a change detector.
 
 The estimate (rate ratio and difference) carries an asymptotic confidence
-sequence (``evidence.cs_radius``); the verdicts do not depend on it.
+sequence (``evidence.cs_radius``); the verdicts do not depend on it. A side
+that has concluded stops: its e-value and always-valid p-value stay as they
+were then (the engine acts on the verdict; nothing is gained by going on).
 """
 
 from __future__ import annotations
@@ -55,16 +59,17 @@ from guardian.stats.evidence import (
     check_confidence,
     cs_radius,
     e_value,
-    finite,
     log_mix,
     p_value,
 )
 
-_WORSE_COMPONENTS = 6  # alternatives k, 2k, 4k, ... up to max_ratio
+_WORSE_MULTIPLIERS = (1.0, 2.0, 4.0, 8.0, 32.0)  # alternatives k, 2k, ... capped at max_ratio
+# Prior weights 1/(i+1): small effects need the most evidence, large ones bring plenty.
+_WORSE_WEIGHTS = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 5)
+_LEVELS_PER_DOUBLING = 16  # plug-in effects are rounded down to 2^(j/16) to reuse their grids
 _NOT_WORSE_POWERS = (0.5, 0.25, 0.0, -0.5)  # alternatives rho_b^f below the boundary
 _UPPER_Z = 3.0  # sigmas of the stable-rate upper bound behind the not_worse boundary
 _TUNED_ERRORS = 10.0  # the interval is tightest around this many errors
-_LOG2 = math.log(2.0)
 
 
 class RateState:
@@ -85,9 +90,9 @@ class RateState:
         "worse_at_ms",
     )
 
-    def __init__(self) -> None:
-        self.log_worse = [0.0] * _WORSE_COMPONENTS
-        self.log_not_worse = [0.0] * len(_NOT_WORSE_POWERS)
+    def __init__(self, worse: int, not_worse: int) -> None:
+        self.log_worse = [0.0] * worse
+        self.log_not_worse = [0.0] * not_worse
         self.canary_requests = 0.0
         self.canary_errors = 0.0
         self.stable_requests = 0.0
@@ -115,10 +120,13 @@ class RateTest:
     __slots__ = (
         "_fixed_not_worse",
         "_fixed_worse",
+        "_grids_not_worse",
+        "_grids_worse",
         "_log_cap",
         "_log_threshold",
         "_log_weights_not_worse",
         "_log_weights_worse",
+        "_multipliers",
         "alpha",
         "confidence",
         "max_ratio",
@@ -152,28 +160,29 @@ class RateTest:
         self.max_ratio = cap
         self._log_cap = math.log(cap)
         self._log_threshold = math.log(1.0 / self.alpha)
-        self._log_weights_worse = (-math.log(_WORSE_COMPONENTS),) * _WORSE_COMPONENTS
+        self._multipliers = _WORSE_MULTIPLIERS
+        total = sum(_WORSE_WEIGHTS)
+        self._log_weights_worse = tuple(math.log(w / total) for w in _WORSE_WEIGHTS)
         self._log_weights_not_worse = (-math.log(len(_NOT_WORSE_POWERS)),) * len(_NOT_WORSE_POWERS)
-        # Without a floor the alternatives never move: compute them once.
+        # Without a floor the alternatives never move: compute them once. With one, the
+        # plug-in effect is rounded down to a level (still a function of past data only, so
+        # still predictable) whose grid is computed once and kept: at most a few hundred.
         self._fixed_worse = self._worse_grid(min_ratio)
         self._fixed_not_worse = self._not_worse_grid(min_ratio)
+        self._grids_worse: dict[int, tuple[tuple[float, float], ...]] = {}
+        self._grids_not_worse: dict[int, tuple[float, tuple[tuple[float, float], ...]]] = {}
 
     def start(self) -> RateState:
         """Fresh evidence for one canary (e-values 1, nothing decided)."""
-        return RateState()
+        return RateState(len(self._multipliers), len(_NOT_WORSE_POWERS))
 
     # ------------------------------------------------------------------ grids
     def _worse_grid(self, k: float) -> tuple[tuple[float, float], ...]:
         """(log rho_i, rho_i - 1) of each alternative of the ``worse`` mixture."""
-        k = min(k, self.max_ratio)
-        log_k = math.log(k)
         grid = []
-        for i in range(_WORSE_COMPONENTS):
-            log_rho = log_k + i * _LOG2
-            if log_rho >= self._log_cap:
-                grid.append((self._log_cap, self.max_ratio - 1.0))
-            else:
-                grid.append((log_rho, k * 2.0**i - 1.0))
+        for multiplier in self._multipliers:
+            rho = min(k * multiplier, self.max_ratio)
+            grid.append((math.log(rho), rho - 1.0))
         return tuple(grid)
 
     def _not_worse_grid(self, boundary: float) -> tuple[float, tuple[tuple[float, float], ...]]:
@@ -182,18 +191,43 @@ class RateTest:
         grid = tuple(((f - 1.0) * log_b, math.exp(f * log_b) - 1.0) for f in _NOT_WORSE_POWERS)
         return boundary - 1.0, grid
 
-    def _worse_effect(self, state: RateState) -> float:
-        """The smallest ratio that matters, given the stable rate seen before this update."""
-        rate = (state.stable_errors + 0.5) / (state.stable_requests + 1.0)
-        return max(self.min_ratio, 1.0 + self.min_increase / rate)
+    def _level(self, effect: float) -> int:
+        """The level 2^(j/16) at or just below ``effect`` (never below min_ratio's level)."""
+        return math.floor(math.log2(effect) * _LEVELS_PER_DOUBLING + 1e-9)
 
-    def _not_worse_boundary(self, state: RateState) -> float:
-        """rho_b, with the floor taken at an upper bound of the stable rate (never overstated)."""
+    def _worse_alternatives(self, state: RateState) -> tuple[tuple[float, float], ...]:
+        """The ``worse`` grid for the smallest ratio that matters given stable's past rate."""
+        rate = (state.stable_errors + 0.5) / (state.stable_requests + 1.0)
+        effect = 1.0 + self.min_increase / rate
+        if effect <= self.min_ratio:
+            return self._fixed_worse
+        level = self._level(min(effect, self.max_ratio))
+        grid = self._grids_worse.get(level)
+        if grid is None:
+            k = max(self.min_ratio, 2.0 ** (level / _LEVELS_PER_DOUBLING))
+            grid = self._grids_worse[level] = self._worse_grid(k)
+        return grid
+
+    def _not_worse_alternatives(
+        self, state: RateState
+    ) -> tuple[float, tuple[tuple[float, float], ...]]:
+        """The ``not_worse`` grid around rho_b, the floor taken at an upper bound of stable's rate.
+
+        Rounding rho_b down keeps it at or below the true boundary, which is what validity needs.
+        """
         if state.stable_requests <= 0.0:
-            return self.min_ratio
+            return self._fixed_not_worse
         x, z2 = state.stable_errors, _UPPER_Z * _UPPER_Z
         upper = (x + z2 / 2.0 + _UPPER_Z * math.sqrt(x + z2 / 4.0)) / state.stable_requests
-        return max(self.min_ratio, 1.0 + self.min_increase / upper)
+        boundary = 1.0 + self.min_increase / upper
+        if boundary <= self.min_ratio:
+            return self._fixed_not_worse
+        level = self._level(min(boundary, 1e6))
+        grid = self._grids_not_worse.get(level)
+        if grid is None:
+            rho_b = max(self.min_ratio, 2.0 ** (level / _LEVELS_PER_DOUBLING))
+            grid = self._grids_not_worse[level] = self._not_worse_grid(rho_b)
+        return grid
 
     # ------------------------------------------------------------------ hot path
     def update(
@@ -206,12 +240,14 @@ class RateTest:
         at_ms: int,
     ) -> Verdict:
         """Add one span's counts of both cohorts; return the verdict so far."""
-        nc = finite(canary_requests, "canary_requests")
-        xc = finite(canary_errors, "canary_errors")
-        ns = finite(stable_requests, "stable_requests")
-        xs = finite(stable_errors, "stable_errors")
-        if xc > nc or xs > ns:
-            raise ValueError("errors must not exceed requests")
+        nc, xc, ns, xs = canary_requests, canary_errors, stable_requests, stable_errors
+        # One chained comparison rejects negatives, NaN (every comparison is false), infinity
+        # and more errors than requests.
+        if not (0.0 <= xc <= nc < math.inf and 0.0 <= xs <= ns < math.inf):
+            raise ValueError(
+                "counts must be finite and non-negative, and errors must not exceed requests:"
+                f" canary {xc}/{nc}, stable {xs}/{ns}"
+            )
         if state.started_at_ms is None:
             state.started_at_ms = at_ms
         state.updates += 1
@@ -219,43 +255,54 @@ class RateTest:
         if m > 0.0 and nc > 0.0 and ns > 0.0:
             theta0 = nc / (nc + ns)
             floor = self.min_increase > 0.0
-            log_w = state.log_worse
-            grid = self._worse_grid(self._worse_effect(state)) if floor else self._fixed_worse
-            top = -math.inf
-            for i, (log_rho, rho_m1) in enumerate(grid):
-                value = log_w[i] + xc * log_rho - m * math.log1p(rho_m1 * theta0)
-                log_w[i] = value
-                top = max(top, value)
-            # The mixture is below max_i exp(L_i): skip the exact sum unless it may be a new high.
-            if top > state.max_log_worse:
-                log_e = log_mix(self._log_weights_worse, log_w)
-                if log_e > state.max_log_worse:
-                    state.max_log_worse = log_e
-                    if log_e >= self._log_threshold and state.worse_at_ms is None:
-                        state.worse_at_ms = at_ms
-            b_m1, alternatives = (
-                self._not_worse_grid(self._not_worse_boundary(state))
-                if floor
-                else self._fixed_not_worse
-            )
-            log_null = math.log1p(b_m1 * theta0)
-            log_n = state.log_not_worse
-            top = -math.inf
-            for j, (log_ratio, rho_m1) in enumerate(alternatives):
-                value = log_n[j] + xc * log_ratio - m * (math.log1p(rho_m1 * theta0) - log_null)
-                log_n[j] = value
-                top = max(top, value)
-            if top > state.max_log_not_worse:
-                log_e = log_mix(self._log_weights_not_worse, log_n)
-                if log_e > state.max_log_not_worse:
-                    state.max_log_not_worse = log_e
-                    if log_e >= self._log_threshold and state.not_worse_at_ms is None:
-                        state.not_worse_at_ms = at_ms
+            # Each side stops once it has concluded: its e-value and p-value stay as they were.
+            if state.worse_at_ms is None:
+                self._worse_step(state, xc, m, theta0, floor, at_ms)
+            if state.not_worse_at_ms is None:
+                self._not_worse_step(state, xc, m, theta0, floor, at_ms)
         state.canary_requests += nc
         state.canary_errors += xc
         state.stable_requests += ns
         state.stable_errors += xs
         return state.verdict
+
+    def _worse_step(
+        self, state: RateState, xc: float, m: float, theta0: float, floor: bool, at_ms: int
+    ) -> None:
+        log_w = state.log_worse
+        grid = self._worse_alternatives(state) if floor else self._fixed_worse
+        top = -math.inf
+        for i, (log_rho, rho_m1) in enumerate(grid):
+            value = log_w[i] + xc * log_rho - m * math.log1p(rho_m1 * theta0)
+            log_w[i] = value
+            if value > top:  # noqa: PLR1730 - max() costs several times more here
+                top = value
+        # The mixture is below max_i exp(L_i): skip the exact sum unless it may be a new high.
+        if top > state.max_log_worse:
+            log_e = log_mix(self._log_weights_worse, log_w)
+            if log_e > state.max_log_worse:
+                state.max_log_worse = log_e
+                if log_e >= self._log_threshold:
+                    state.worse_at_ms = at_ms
+
+    def _not_worse_step(
+        self, state: RateState, xc: float, m: float, theta0: float, floor: bool, at_ms: int
+    ) -> None:
+        b_m1, alternatives = self._not_worse_alternatives(state) if floor else self._fixed_not_worse
+        log_null = math.log1p(b_m1 * theta0)
+        log_n = state.log_not_worse
+        top = -math.inf
+        for j, (log_ratio, rho_m1) in enumerate(alternatives):
+            value = log_n[j] + xc * log_ratio - m * (math.log1p(rho_m1 * theta0) - log_null)
+            log_n[j] = value
+            if value > top:  # noqa: PLR1730 - max() costs several times more here
+                top = value
+        if top > state.max_log_not_worse:
+            log_e = log_mix(self._log_weights_not_worse, log_n)
+            if log_e > state.max_log_not_worse:
+                state.max_log_not_worse = log_e
+                if log_e >= self._log_threshold:
+                    state.not_worse_at_ms = at_ms
 
     # ------------------------------------------------------------------ reporting
     def e_values(self, state: RateState) -> tuple[float, float]:

@@ -49,7 +49,6 @@ from guardian.stats.evidence import (
     check_confidence,
     cs_radius,
     e_value,
-    finite,
     p_value,
 )
 
@@ -108,10 +107,9 @@ class ShiftTest:
     """The hypothesis of one rule: the shift that matters, the tolerance and the confidence."""
 
     __slots__ = (
-        "_log_hit",
-        "_log_miss",
         "_log_threshold",
         "_log_weight",
+        "_terms",
         "alpha",
         "confidence",
         "min_interval_ms",
@@ -141,8 +139,7 @@ class ShiftTest:
         self.tolerance = tolerance
         self.min_requests = min_requests
         self.min_interval_ms = min_interval_ms
-        self._log_hit = tuple(math.log(2.0 * p) for p in _ALTERNATIVES)
-        self._log_miss = tuple(math.log(2.0 * (1.0 - p)) for p in _ALTERNATIVES)
+        self._terms = tuple((math.log(2.0 * p), math.log(2.0 * (1.0 - p))) for p in _ALTERNATIVES)
         self._log_weight = -math.log(len(_ALTERNATIVES))
         self._log_threshold = math.log(1.0 / self.alpha)
 
@@ -153,12 +150,15 @@ class ShiftTest:
     def _log_e(self, hits: int, samples: int) -> float:
         """log of the mixture e-value after ``hits`` hits in ``samples`` paired samples."""
         misses = samples - hits
-        terms = [
-            self._log_weight + hits * lh + misses * lm
-            for lh, lm in zip(self._log_hit, self._log_miss, strict=True)
-        ]
-        top = max(terms)
-        return top + math.log(sum(math.exp(t - top) for t in terms))
+        top = -math.inf
+        for log_hit, log_miss in self._terms:
+            term = hits * log_hit + misses * log_miss
+            if term > top:  # noqa: PLR1730 - max() costs several times more here
+                top = term
+        total = 0.0
+        for log_hit, log_miss in self._terms:
+            total += math.exp(hits * log_hit + misses * log_miss - top)
+        return self._log_weight + top + math.log(total)
 
     def update(
         self,
@@ -170,8 +170,9 @@ class ShiftTest:
         stable_requests: float | None = None,
     ) -> Verdict:
         """Pair one canary sample with stable's sample of the same span; return the verdict."""
-        c = finite(canary_value, "canary_value")
-        r = finite(stable_value, "stable_value")
+        c, r = canary_value, stable_value
+        if not (0.0 <= c < math.inf and 0.0 <= r < math.inf):
+            raise ValueError(f"samples must be finite and non-negative: canary {c}, stable {r}")
         if state.started_at_ms is None:
             state.started_at_ms = at_ms
         small = (canary_requests is not None and canary_requests < self.min_requests) or (
@@ -192,21 +193,24 @@ class ShiftTest:
         delta = log_ratio - state.mean_log
         state.mean_log += delta / n
         state.m2_log += delta * (log_ratio - state.mean_log)
-        # An e-value only rises on a hit: only then can it cross or set a new high.
+        # An e-value only rises on a hit: only then can it cross or set a new high. Once a
+        # side has concluded, its p-value stays at its value then.
         if c > (1.0 + self.tolerance) * r:
             state.worse_hits += 1
-            log_e = self._log_e(state.worse_hits, n)
-            if log_e > state.max_log_worse:
-                state.max_log_worse = log_e
-                if log_e >= self._log_threshold and state.worse_at_ms is None:
-                    state.worse_at_ms = at_ms
+            if state.worse_at_ms is None:
+                log_e = self._log_e(state.worse_hits, n)
+                if log_e > state.max_log_worse:
+                    state.max_log_worse = log_e
+                    if log_e >= self._log_threshold:
+                        state.worse_at_ms = at_ms
         if c < (1.0 + self.min_shift) * r:
             state.not_worse_hits += 1
-            log_e = self._log_e(state.not_worse_hits, n)
-            if log_e > state.max_log_not_worse:
-                state.max_log_not_worse = log_e
-                if log_e >= self._log_threshold and state.not_worse_at_ms is None:
-                    state.not_worse_at_ms = at_ms
+            if state.not_worse_at_ms is None:
+                log_e = self._log_e(state.not_worse_hits, n)
+                if log_e > state.max_log_not_worse:
+                    state.max_log_not_worse = log_e
+                    if log_e >= self._log_threshold:
+                        state.not_worse_at_ms = at_ms
         return state.verdict
 
     # ------------------------------------------------------------------ reporting

@@ -242,7 +242,7 @@ def test_no_evidence_from_spans_without_errors_or_traffic() -> None:
     state = test.start()
     for span in [(0, 0, 1000, 5), (10, 0, 0, 0), (10, 0, 1000, 0)]:
         test.update(state, *span, 0)
-    assert test.e_values(state) == (1.0, 1.0)
+    assert test.e_values(state) == pytest.approx((1.0, 1.0))
     assert test.evidence(state).verdict == "inconclusive"
 
 
