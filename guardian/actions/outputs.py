@@ -17,8 +17,8 @@ from guardian.engine.decision import Decision
 from guardian.wire.records import AuditRecord, RollbackCommand, format_time
 
 # "deploy" and "metric" carry input events on to their Kafka topic (MQTT events
-# for services another replica owns).
-Role = Literal["command", "audit", "notification", "dlq", "state", "deploy", "metric"]
+# for services another replica owns); "incident" is the CDEvents incident topic.
+Role = Literal["command", "audit", "notification", "dlq", "state", "deploy", "metric", "incident"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class OutputRecord:
     role: Role
     key: bytes
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _stable_id(prefix: str, *parts: str) -> str:

@@ -49,7 +49,7 @@ def _decoded(
     on_progress: Callable[[int], None] | None,
 ) -> Iterator[InputEvent]:
     from guardian.errors import DecodeError
-    from guardian.wire.events import decode_event
+    from guardian.wire.cdevents import UnusedEventError, decode_record
 
     for number, line in enumerate(lines, start=1):
         if on_progress is not None and number % 16384 == 0:
@@ -57,7 +57,9 @@ def _decoded(
         if not line.strip():
             continue
         try:
-            yield decode_event(line)
+            yield decode_record(line)  # v1, or a CDEvent (structured or bare) as on deploy.events
+        except UnusedEventError:
+            continue  # a CloudEvent the guardian does not judge, as the daemon skips it
         except DecodeError as exc:
             on_bad(number, exc.reason)
 

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         "guardian.notifications", description="Durable outbox of notifications"
     )
     state_topic: str = Field("guardian.state", description="Compacted state changelog")
+    incident_topic: str | None = Field(
+        "guardian.incidents",
+        description="Rollback decisions as CDEvents incident.detected/resolved (output); "
+        "empty = not published",
+    )
 
     # --- rules and engine
     rules: Path = Field(Path("rules"), description="Rule file or directory")

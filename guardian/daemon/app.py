@@ -18,6 +18,8 @@ from contextlib import AsyncExitStack
 
 import structlog
 
+from guardian.actions.incidents import IncidentEvents
+from guardian.actions.outputs import Role
 from guardian.api import ManualRollbacks
 from guardian.config.settings import Settings
 from guardian.daemon.health import Readiness
@@ -214,23 +216,28 @@ class Daemon:
 
     def _pipeline(self, engine: Engine, sink: KafkaSink, keeper: StateKeeper) -> Pipeline:
         s = self.settings
+        topics: dict[Role, str] = {
+            "command": s.command_topic,
+            "audit": s.audit_topic,
+            "notification": s.notification_topic,
+            "dlq": s.dlq_topic,
+            "state": s.state_topic,
+            "deploy": s.deploy_topic,
+            "metric": s.metric_topic,
+        }
+        if s.incident_topic:
+            topics["incident"] = s.incident_topic
         return Pipeline(
             engine,
             sink,
-            {
-                "command": s.command_topic,
-                "audit": s.audit_topic,
-                "notification": s.notification_topic,
-                "dlq": s.dlq_topic,
-                "state": s.state_topic,
-                "deploy": s.deploy_topic,
-                "metric": s.metric_topic,
-            },
+            topics,
             self.metrics,
             signing_key=s.signing_key.get_secret_value().encode() if s.signing_key else None,
             max_future_skew_ms=int(s.max_future_skew_s * 1000),
             dlq_max_original_bytes=s.dlq_max_original_bytes,
             state=keeper,
+            deploy_lookup=engine.deploy_of,
+            incidents=IncidentEvents(f"/guardian/{s.group_id}") if s.incident_topic else None,
         )
 
     async def _consume(self, source: KafkaSource, pipeline: Pipeline) -> None:

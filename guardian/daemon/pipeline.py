@@ -34,14 +34,16 @@ from typing import Literal, Protocol
 import orjson
 import structlog
 
+from guardian.actions.incidents import DeployLookup, IncidentEvents, confirmed_deploy
 from guardian.actions.outputs import OutputRecord, Role, outputs_for
 from guardian.daemon.state import StateKeeper
-from guardian.engine.decision import Decision, DeployInfo
+from guardian.engine.decision import Decision
 from guardian.errors import DecodeError
 from guardian.kafka.source import Position, RawRecord
 from guardian.metrics import GuardianMetrics
 from guardian.notify.notice import confirmation_entry
-from guardian.wire.events import DeployEvent, InputEvent, MetricEvent, decode_event
+from guardian.wire.cdevents import UnusedEventError, decode_record
+from guardian.wire.events import DeployEvent, InputEvent, MetricEvent
 from guardian.wire.records import DeadLetter, DeadLetterSource
 
 log = structlog.get_logger(__name__)
@@ -123,8 +125,13 @@ class Pipeline:
         dlq_max_original_bytes: int = 512 * 1024,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         state: StateKeeper | None = None,
+        deploy_lookup: DeployLookup | None = None,
+        incidents: IncidentEvents | None = None,
     ) -> None:
         self.engine = engine
+        # The engine's view of a deploy an executor confirmed (``Engine.deploy_of``).
+        self._deploy_lookup = deploy_lookup
+        self._incidents = incidents
         self._sink = sink
         self._topics = topics
         self._metrics = metrics
@@ -192,7 +199,7 @@ class Pipeline:
             if type(event) is not MetricEvent:  # deploy and check events change deploy state
                 batch.touched.add((event.service, event.environment))
                 if isinstance(event, DeployEvent) and event.type in ("rolled_back", "failed"):
-                    batch.result.outputs.append(self._confirmation(event, batch.now_ms))
+                    batch.result.outputs.extend(self._confirmation(event, batch.now_ms))
         self.watermark_ms = watermark
 
     def _finish(self, batch: _Judging) -> BatchResult:
@@ -236,7 +243,10 @@ class Pipeline:
             consumed[fixed_label or record.topic] += 1
             result.next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
-                event = decode_event(record.value)
+                # v1, or a CDEvent (CloudEvents binary or structured mode, or bare)
+                event = decode_record(record.value, record.headers)
+            except UnusedEventError:
+                continue  # a CloudEvent of a type the guardian does not judge
             except DecodeError as exc:
                 outputs.append(self._dead_letter(record, exc.reason, now_ms, transport))
                 continue
@@ -262,6 +272,8 @@ class Pipeline:
         result.outputs.extend(produced)
         if command is not None:
             result.commands += 1
+            if self._incidents is not None:
+                result.outputs.append(self._incidents.detected(decision, command))
         self._metrics.decisions.labels(decision.rule, decision.action).inc()
         log.info(
             "decision",
@@ -307,33 +319,29 @@ class Pipeline:
         Safe to call again after a failure: outputs carry deterministic ids.
         """
         for output in result.outputs:
-            await self._sink.send(self._topics[output.role], output.value, key=output.key)
+            headers = list(output.headers) if output.headers else None
+            await self._sink.send(
+                self._topics[output.role], output.value, key=output.key, headers=headers
+            )
         await self._sink.flush()
         if result.commands:
             self._metrics.rollback_commands.labels("automatic").inc(result.commands)
             self._metrics.decision_latency.observe(time.perf_counter() - result.started)
         self._metrics.batch_seconds.observe(time.perf_counter() - result.started)
 
-    @staticmethod
-    def _confirmation(event: DeployEvent, now_ms: int) -> OutputRecord:
+    def _confirmation(self, event: DeployEvent, now_ms: int) -> list[OutputRecord]:
         """An executor confirmed (or gave up on) a rollback: close the deploy's incidents."""
+        deploy = confirmed_deploy(event, self._deploy_lookup)
+        if deploy is None:
+            return []  # a ``@live`` step for a service with no deploy to close
         status: Literal["rolled_back", "failed"] = (
             "rolled_back" if event.type == "rolled_back" else "failed"
         )
-        deploy = DeployInfo(
-            deploy_id=event.deploy_id,
-            service=event.service,
-            environment=event.environment,
-            version=event.version,
-            previous_version=event.previous_version,
-            strategy=event.strategy,
-            component=event.component,
-            regions=tuple(event.regions),
-            started_at_ms=event.timestamp,
-            status=status,
-        )
         entry = confirmation_entry(deploy, status=status, at_ms=event.timestamp, now_ms=now_ms)
-        return OutputRecord("notification", event.service.encode(), orjson.dumps(entry))
+        out = [OutputRecord("notification", event.service.encode(), orjson.dumps(entry))]
+        if self._incidents is not None and deploy.rollback_rule is not None:
+            out.append(self._incidents.resolved(deploy, status, event.timestamp))
+        return out
 
     def _dead_letter(
         self, record: RawRecord, reason: str, now_ms: int, transport: str

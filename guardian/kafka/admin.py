@@ -51,6 +51,7 @@ def guardian_topics(settings: Settings) -> dict[str, dict[str, str]]:
         settings.dlq_topic: {},
         settings.notification_topic: {},
         settings.state_topic: compacted,
+        **({settings.incident_topic: {}} if settings.incident_topic else {}),
     }
 
 

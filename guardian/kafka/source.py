@@ -58,6 +58,8 @@ class RawRecord:
     key: bytes | None
     value: bytes
     timestamp_ms: int
+    # Kafka headers, for CloudEvents binary mode (``ce_*``) and structured mode (content-type).
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 Position = tuple[str, int]  # (topic, partition)
@@ -197,7 +199,15 @@ class KafkaSource:
         if self._skip_before:
             batches = {tp: self._recent(tp, messages) for tp, messages in batches.items()}
         return [
-            RawRecord(tp.topic, tp.partition, m.offset, m.key, m.value or b"", m.timestamp)
+            RawRecord(
+                tp.topic,
+                tp.partition,
+                m.offset,
+                m.key,
+                m.value or b"",
+                m.timestamp,
+                tuple(m.headers) if m.headers else (),
+            )
             for tp, messages in batches.items()
             for m in messages
         ]

@@ -77,6 +77,11 @@ def _to_event_time(obj: object) -> EventTime:
     return EventTime(ms)
 
 
+def parse_event_time(obj: object) -> EventTime:
+    """An RFC 3339 string or epoch milliseconds as ``EventTime``; ValueError when it is neither."""
+    return _to_event_time(obj)
+
+
 def _dec_hook(tp: type, obj: Any) -> Any:
     if tp is EventTime:
         return _to_event_time(obj)

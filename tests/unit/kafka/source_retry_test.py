@@ -36,6 +36,7 @@ class Record:
     key = b"checkout"
     value = b"{}"
     timestamp = 1_000
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class StandInConsumer:
