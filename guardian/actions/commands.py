@@ -23,6 +23,11 @@ from guardian.wire.records import (
 )
 from guardian.wire.signing import sign
 
+UNKNOWN_PREVIOUS = (
+    "; the version it replaced is unknown (no earlier deploy or metric named one): "
+    "roll back to the last version known good"
+)
+
 
 def command_id(deploy_id: str, trigger: Trigger, request_id: str | None = None) -> str:
     """Deterministic id of the one rollback of a deploy for a trigger."""
@@ -79,7 +84,8 @@ def build_command(
         traffic=traffic_for(deploy, regions),
         trigger=trigger,
         rule=rule,
-        reason=reason,
+        # Never a guess: with to_version null, the executor picks what to go back to.
+        reason=reason if deploy.previous_version is not None else reason + UNKNOWN_PREVIOUS,
         evidence=Evidence(**(evidence or {})),
         related=list(related),
         requested_by=requested_by,
