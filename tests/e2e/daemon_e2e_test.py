@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import aiomqtt
 import orjson
 import pytest
 
@@ -19,6 +20,7 @@ from guardian.ports import free_port
 from tests.e2e.support import GUARDIAN, guardian_process, settings_env, wait_exit, wait_ready
 from tests.support.events import deploy, traffic
 from tests.support.kafka import produce, produce_json, read_until
+from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.kafka
 
@@ -154,17 +156,32 @@ async def test_a_stop_signal_delivered_twice_still_drains(
 
 
 async def test_a_second_stop_request_during_a_stuck_drain_forces_exit(
-    settings_factory: Callable[..., Settings], tmp_path: Path
+    settings_factory: Callable[..., Settings], mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    """The broker is frozen, so the drain hangs; a second SIGTERM 2 s later exits 130."""
+    """A dead letter the frozen broker cannot take holds the drain; a second SIGTERM exits 130.
+
+    The record arrives over MQTT, so it reaches the daemon although its Kafka
+    broker is frozen; its dead letter then has nowhere to go, and the drain
+    waits for it. (An idle daemon, with nothing to deliver, rightly drains at
+    once, broker or not.)
+    """
     async with EmbeddedBroker() as broker:
-        settings = settings_factory(bootstrap_servers=broker.bootstrap_servers, grace_period_s=30)
+        topic = f"guardian-test/{free_port()}"
+        settings = settings_factory(
+            bootstrap_servers=broker.bootstrap_servers,
+            grace_period_s=30,
+            mqtt_url=mosquitto.url,
+            mqtt_topics=[f"{topic}/#"],
+        )
         env = settings_env(settings)
         with guardian_process(env, log_path=tmp_path / "g.log") as process:
             await wait_ready(settings.http_port, process)
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGSTOP)
             try:
+                async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+                    await client.publish(f"{topic}/junk", b"\x00 not json", qos=1)
+                await asyncio.sleep(0.5)  # received, judged, its dead letter waiting
                 process.send_signal(signal.SIGTERM)
                 await asyncio.sleep(2.0)  # past the window in which a repeat is a copy
                 assert process.poll() is None, "the drain should still be waiting on the broker"
