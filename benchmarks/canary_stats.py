@@ -33,8 +33,8 @@ Judges, per canary:
     fastest valid test there is, to show what is feasible at all.
 
 Prints markdown tables, whether each target of issue 15 is met, the measured
-cost per update, and the command line. Default run: ~24,000 healthy and
-~14,000 bad canaries, about 10 minutes on 2 cores; ``--quick`` in about one.
+cost per update, and the command line. Default run: 24,000 healthy and
+14,400 bad canaries, about 4 minutes on 2 (shared) cores; ``--quick`` in one.
 
 Usage: python benchmarks/canary_stats.py [--quick] [--workers 2] [--engine-check 3]
 """

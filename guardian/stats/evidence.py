@@ -15,12 +15,16 @@ nonparametric, nonasymptotic confidence sequences", Ann. Statist. 2021,
 eq. 14): they hold uniformly over time once the counts are not tiny, and only
 describe the effect. The verdicts come from the exact e-processes of
 ``rates.py`` and ``shift.py``, never from these intervals.
+
+``Snapshot`` lets every state object be saved as plain JSON and restored
+exactly (floats round-trip), so a restored engine decides as an
+uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal, Self
 
 import msgspec
 
@@ -101,3 +105,29 @@ def cs_radius(std_error: float, information: float, alpha: float, tuned_for: flo
     two_log = 2.0 * math.log(1.0 / alpha)
     ratio = tuned_for / ((two_log + math.log(1.0 + two_log)) * information)
     return std_error * math.sqrt((1.0 + ratio) * (math.log1p(1.0 / ratio) + two_log))
+
+
+class Snapshot:
+    """Saving and restoring a ``__slots__`` state object as a plain dict of numbers."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every slot by name; lists are copied, so the snapshot does not move with the state."""
+        out: dict[str, Any] = {}
+        names: tuple[str, ...] = self.__slots__
+        for name in names:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, list) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The state ``to_dict`` saved; ValueError if the fields are not exactly this class's."""
+        names: set[str] = set(cls.__slots__)
+        if set(data) != names:
+            raise ValueError(f"{cls.__name__} snapshot fields differ: {sorted(set(data) ^ names)}")
+        state = cls.__new__(cls)
+        for name, value in data.items():
+            setattr(state, name, list(value) if isinstance(value, list) else value)
+        return state

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from guardian.stats.evidence import Snapshot
+
 Cohort = Literal["canary", "stable"]
 
 
-class CountPairing:
+class CountPairing(Snapshot):
     """Counts of both cohorts since the last update; four floats and two flags."""
 
     __slots__ = (
@@ -60,7 +62,7 @@ class CountPairing:
         return pair
 
 
-class LatestSample:
+class LatestSample(Snapshot):
     """Stable's newest gauge sample (value, requests behind it, event time)."""
 
     __slots__ = ("at_ms", "requests", "value")

@@ -55,6 +55,7 @@ import math
 from guardian.stats.evidence import (
     Estimate,
     Evidence,
+    Snapshot,
     Verdict,
     check_confidence,
     cs_radius,
@@ -72,7 +73,7 @@ _UPPER_Z = 3.0  # sigmas of the stable-rate upper bound behind the not_worse bou
 _TUNED_ERRORS = 10.0  # the interval is tightest around this many errors
 
 
-class RateState:
+class RateState(Snapshot):
     """One canary's running evidence: a few floats, as many after an hour as after a minute."""
 
     __slots__ = (

@@ -45,6 +45,7 @@ import math
 from guardian.stats.evidence import (
     Estimate,
     Evidence,
+    Snapshot,
     Verdict,
     check_confidence,
     cs_radius,
@@ -61,7 +62,7 @@ def _relative(log_ratio: float) -> float:
     return math.expm1(max(-700.0, min(log_ratio, 700.0)))
 
 
-class ShiftState:
+class ShiftState(Snapshot):
     """One canary's running evidence: four counts, a running mean of log ratios, times."""
 
     __slots__ = (

@@ -1,13 +1,15 @@
-"""Shared arithmetic: mixtures without overflow, always-valid p-values, confidence sequences."""
+"""Shared parts: mixtures without overflow, always-valid p-values, intervals, snapshots."""
 
 from __future__ import annotations
 
+import json
 import math
+import random
 
 import msgspec
 import pytest
 
-from guardian.stats import RateTest
+from guardian.stats import CountPairing, LatestSample, RateState, RateTest, ShiftState, ShiftTest
 from guardian.stats.evidence import cs_radius, e_value, log_mix, p_value
 
 
@@ -53,3 +55,49 @@ def test_evidence_is_json() -> None:
     assert data["verdict"] == "inconclusive"
     assert data["canary"] == {"requests": 100.0, "errors": 3.0}
     assert {e["name"] for e in data["estimates"]} == {"rate_ratio", "rate_difference"}
+
+
+def _rate_spans(seed: int) -> list[tuple[int, int, int, int]]:
+    rng = random.Random(seed)
+    spans = []
+    for _ in range(120):
+        nc, ns = rng.randint(5, 30), rng.randint(900, 1100)
+        spans.append((nc, sum(rng.random() < 0.05 for _ in range(nc)), ns, rng.randint(0, 8)))
+    return spans
+
+
+@pytest.mark.parametrize("cut", [0, 1, 37, 119])
+def test_restored_rate_state_decides_as_the_uninterrupted_one(cut: int) -> None:
+    """A rate state saved as JSON and restored mid-stream ends where an unbroken one ends."""
+    test = RateTest(min_ratio=2.0, min_increase=0.005)
+    spans = _rate_spans(cut)
+    whole, broken = test.start(), test.start()
+    for i, span in enumerate(spans):
+        test.update(whole, *span, i * 10_000)
+        if i == cut:
+            broken = RateState.from_dict(json.loads(json.dumps(broken.to_dict())))
+        test.update(broken, *span, i * 10_000)
+    assert broken.to_dict() == whole.to_dict()
+    assert test.evidence(broken) == test.evidence(whole)
+
+
+def test_restored_shift_state_and_pairing_continue_exactly() -> None:
+    """Shift states and cohort pairings restore from JSON with nothing lost."""
+    test = ShiftTest()
+    state, pairing, latest = test.start(), CountPairing(), LatestSample()
+    for i in range(20):
+        test.update(state, 130.0 + i, 100.0, i * 10_000, 100.0, 1000.0)
+    pairing.add("canary", 10.0, 1.0)
+    latest.set(118.5, 40_000, 990.0)
+    for original in (state, pairing, latest):
+        restored = type(original).from_dict(json.loads(json.dumps(original.to_dict())))
+        assert restored.to_dict() == original.to_dict()
+    assert test.evidence(ShiftState.from_dict(state.to_dict())) == test.evidence(state)
+
+
+def test_snapshot_with_other_fields_is_refused() -> None:
+    """A snapshot of another shape (an older version, another class) is a ValueError."""
+    data = RateTest().start().to_dict()
+    del data["updates"]
+    with pytest.raises(ValueError, match="updates"):
+        RateState.from_dict(data)
