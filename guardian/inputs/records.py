@@ -7,8 +7,9 @@ and rules see no difference. Pure: building records, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
@@ -23,6 +24,15 @@ class OutRecord:
     topic: str
     key: bytes | None
     value: bytes
+
+
+class EventSink(Protocol):
+    """Where converted events go (``EventWriter``): ready or not, and a write that waits."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def write(self, records: Sequence[OutRecord]) -> None: ...
 
 
 def event_records(events: Iterable[MetricEvent], topic: str) -> list[OutRecord]:

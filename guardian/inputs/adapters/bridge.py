@@ -35,9 +35,8 @@ from guardian.config.settings import Settings
 from guardian.delivery import Deadline, deliver_with_retry
 from guardian.errors import DecodeError, SourceError
 from guardian.inputs.adapters.accounting import InputAccount
-from guardian.inputs.adapters.writer import EventWriter
 from guardian.inputs.otlp import OtlpConverter, decode_otlp
-from guardian.inputs.records import OutRecord, dead_letter_record, event_records
+from guardian.inputs.records import EventSink, OutRecord, dead_letter_record, event_records
 from guardian.kafka.client import connection_options
 from guardian.metrics import GuardianMetrics
 
@@ -67,7 +66,7 @@ class OtlpBridge:
         settings: Settings,
         bootstrap_servers: str,
         converter: OtlpConverter,
-        writer: EventWriter,
+        writer: EventSink,
         metrics: GuardianMetrics,
         *,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,

@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -34,7 +32,7 @@ from aiohttp import web
 from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.accounting import InputAccount
-from guardian.inputs.records import OutRecord, event_records
+from guardian.inputs.records import EventSink, event_records
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
@@ -49,15 +47,6 @@ WRITE_TIMEOUT_S = 10.0
 _LOG_EVERY_S = 10.0
 _UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="guardian"'}
 _RETRY = {"Retry-After": "1"}
-
-
-class EventSink(Protocol):
-    """Where converted events go (``EventWriter``): ready or not, and a write that waits."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    async def write(self, records: Sequence[OutRecord]) -> None: ...
 
 
 class _Throttle:
