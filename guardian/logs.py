@@ -8,12 +8,18 @@ Libraries that log through stdlib ``logging`` (aiokafka, aiohttp, asyncio)
 and Python warnings go through structlog's ``ProcessorFormatter``: the same
 renderer, the same stream, one line each, with the library's logger name in
 ``logger``. Nothing else writes plain text between the structured lines.
+A library line that repeats (aiokafka logs "Unable connect to node" hundreds
+of times while a dead broker is being fenced) is written once per
+``REPEAT_WINDOW_S``; the next one carries ``suppressed_repeats``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import structlog
@@ -67,6 +73,49 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+REPEAT_WINDOW_S = 10.0
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets a library's line through once per window; counts what it held back.
+
+    Lines are the same when logger, level and message template match, so one
+    message about many nodes or partitions counts as one. The next line let
+    through carries the count as ``suppressed`` (rendered ``suppressed_repeats``).
+    """
+
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self._window_s:
+                self._seen[key] = (last[0], last[1] + 1)
+                return False
+            if len(self._seen) > 1000:  # bounded: a flood of distinct lines resets it
+                self._seen.clear()
+            self._seen[key] = (now, 0)
+        record.suppressed = last[1] if last is not None else 0
+        return True
+
+
+def _suppressed_count(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    count = getattr(record, "suppressed", 0)
+    if count:
+        event_dict["suppressed_repeats"] = count
+    return event_dict
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> bool:
@@ -95,9 +144,10 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = _StderrHandler()
+    handler.addFilter(RepeatLimiter(REPEAT_WINDOW_S))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, _suppressed_count],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

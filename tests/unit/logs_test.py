@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import orjson
 import pytest
 import structlog
 
-from guardian.logs import configure_logging
+from guardian.logs import RepeatLimiter, configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +129,55 @@ def test_console_output_on_a_terminal_names_the_library(
     assert len(lines) == 1
     assert "Unable to update metadata" in lines[0]
     assert "aiokafka" in lines[0]
+
+
+def test_a_repeated_library_line_is_written_once_per_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hundreds of "Unable connect" lines in a window become one, the next one counts them."""
+    configure_logging("info", "json")
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    library = logging.getLogger("aiokafka")
+    for node in range(300):
+        library.error("Unable connect to node with id %s", node)
+    library.error("a different line")
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        "Unable connect to node with id 0",
+        "a different line",
+    ]
+    assert "suppressed_repeats" not in lines[0]
+
+
+def test_the_limiter_lets_a_line_through_again_after_the_window_with_its_count() -> None:
+    """After the window the line passes again, carrying how many were held back."""
+    now = [0.0]
+    limiter = RepeatLimiter(window_s=10, clock=lambda: now[0])
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka", logging.ERROR, "f.py", 1, message, ("x",), None)
+
+    assert limiter.filter(record("Unable connect to %s"))
+    assert not limiter.filter(record("Unable connect to %s"))
+    assert not limiter.filter(record("Unable connect to %s"))
+    now[0] = 10.5
+    again = record("Unable connect to %s")
+    assert limiter.filter(again)
+    assert getattr(again, "suppressed", None) == 2
+
+
+def test_the_line_after_the_window_renders_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JSON line let through after the window says how many repeats it stands for."""
+    monkeypatch.setattr("guardian.logs.REPEAT_WINDOW_S", 0.05)
+    configure_logging("info", "json")
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    library = logging.getLogger("aiokafka")
+    for node in range(5):
+        library.error("Unable connect to node with id %s", node)
+    time.sleep(0.06)
+    library.error("Unable connect to node with id %s", 9)
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert lines[1]["suppressed_repeats"] == 4
