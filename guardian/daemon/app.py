@@ -32,6 +32,7 @@ from guardian.engine import Engine, load_rules
 from guardian.engine.rules.horizon import history_horizon_ms
 from guardian.errors import GuardianError
 from guardian.inputs.adapters import Inputs
+from guardian.inputs.adapters.webhook import DeployWebhook
 from guardian.kafka.admin import check_copartitioned, ensure_topics
 from guardian.kafka.embedded import EmbeddedBroker
 from guardian.kafka.sink import KafkaSink
@@ -140,13 +141,20 @@ class Daemon:
                 ManualRollbacks(s, bootstrap, sink, engine.deploy_of, self.metrics)
             )
             inputs = await stack.enter_async_context(Inputs(s, bootstrap, self.metrics))
+            webhook = DeployWebhook(
+                inputs.writer,
+                inputs.tokens,
+                s.deploy_topic,
+                self.metrics,
+                max_future_skew_ms=int(s.max_future_skew_s * 1000),
+            )
             control = await stack.enter_async_context(
                 ControlPlane(
                     s.http_host,
                     s.http_port,
                     self.readiness,
                     self.metrics,
-                    (*self._route_installers, manual.install, inputs.install),
+                    (*self._route_installers, manual.install, inputs.install, webhook.install),
                 )
             )
             self.http_port = control.bound_port

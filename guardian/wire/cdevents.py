@@ -69,7 +69,7 @@ _STEP: dict[str, DeployType] = {
 }
 _MAX_LABEL = 256
 
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | str]]  # Kafka headers are bytes, HTTP headers str
 
 
 class CDEventError(DecodeError):

@@ -32,6 +32,7 @@ from aiohttp import web
 from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.accounting import InputAccount
+from guardian.inputs.adapters.auth import require_role
 from guardian.inputs.records import EventSink, event_records
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
@@ -115,18 +116,7 @@ class RemoteWriteRoutes:
         return web.Response(status=204)
 
     def _authorize(self, request: web.Request) -> None:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        who = self._tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
-        if who is None:
-            raise ProblemError(
-                401,
-                "unauthenticated",
-                "send 'Authorization: Bearer <token>' with a token of the tokens file "
-                f"that has the role {INGEST_ROLE!r}",
-                headers=_UNAUTHENTICATED,
-            )
-        if INGEST_ROLE not in who.roles:
-            raise ProblemError(403, "forbidden", f"{who.id} lacks the role {INGEST_ROLE!r}")
+        require_role(request, self._tokens, INGEST_ROLE)
 
     async def _take(self, request: web.Request) -> None:
         body = await self._read(request)
