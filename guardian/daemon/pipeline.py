@@ -1,11 +1,13 @@
 """Where a consumed record becomes a decision and the decision becomes records.
 
-For one batch: decode every record (bad ones become dead letters), order the
-events by event time (deploy and check events ahead of metrics of the same
-instant), feed them to the engine one by one as ``guardian replay`` does
+For one batch: decode every record (v1, or a CDEvent in CloudEvents binary
+or structured mode or bare, ``guardian.wire.cdevents``; bad ones become dead
+letters, CloudEvents of other types are skipped), order the events by event
+time (deploy and check events ahead of metrics of the same instant), feed
+them to the engine one by one as ``guardian replay`` does
 (``DecisionEngine.feed``: due timers fire between events, never at batch
-ends), turn decisions into commands, audit records and notification entries,
-write them all, wait for the broker's acknowledgements, and only then tell
+ends), turn decisions into commands, audit records, notification entries and
+incident CDEvents, write them all, wait for the broker's acknowledgements, and only then tell
 the caller which offsets may be committed. A crash anywhere before that
 re-delivers the whole batch; command ids are deterministic, so the
 re-delivery re-sends the same commands.

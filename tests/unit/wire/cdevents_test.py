@@ -254,7 +254,7 @@ def test_v1_records_are_decoded_as_before() -> None:
 def test_http_headers_give_binary_attributes() -> None:
     """``ce-`` HTTP headers are read like ``ce_`` Kafka headers; none means not binary."""
     attributes = binary_attributes(
-        [("Ce-Specversion", "1.0"), ("Content-Type", "application/json")],  # type: ignore[list-item]
+        [("Ce-Specversion", "1.0"), ("Content-Type", "application/json")],
         "ce-",
     )
     assert attributes == {"specversion": "1.0", "datacontenttype": "application/json"}
