@@ -133,6 +133,7 @@ def settings_factory(broker: TestBroker, tmp_path: Path) -> Callable[..., Settin
             "dlq_topic": f"{prefix}.guardian.dlq",
             "notification_topic": f"{prefix}.guardian.notifications",
             "state_topic": f"{prefix}.guardian.state",
+            "incident_topic": f"{prefix}.guardian.incidents",
             "rules": REPO / "rules",
             "http": f"127.0.0.1:{free_port()}",
             # Short sessions: a group join on the embedded broker takes half of it.

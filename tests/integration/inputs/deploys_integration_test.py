@@ -26,7 +26,7 @@ from tests.integration.inputs.recipes import DEPLOYER, DEPLOYER_TOKEN, argo_cd_b
 from tests.integration.inputs.support import running
 from tests.support.cdevents import Mode, cdevent, kafka_form
 from tests.support.events import traffic
-from tests.support.kafka import produce_json, read_for, read_until, unique
+from tests.support.kafka import produce_json, read_for, read_until
 from tests.support.manual import write_tokens
 
 pytestmark = pytest.mark.kafka
@@ -53,7 +53,7 @@ async def _produce_with_headers(
 
 def _settings(settings_factory: Callable[..., Settings], tmp_path: Path) -> Settings:
     tokens = write_tokens(tmp_path / "tokens.yaml", DEPLOYER)
-    return settings_factory(tokens_file=tokens, incident_topic=unique("incidents"))
+    return settings_factory(tokens_file=tokens)
 
 
 async def _release(bootstrap: str, settings: Settings, deploy_ms: int) -> None:
