@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -30,7 +30,7 @@ from aiohttp import web
 from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.auth import require_role
-from guardian.inputs.records import OutRecord
+from guardian.inputs.records import EventSink, OutRecord
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
 from guardian.wire.cdevents import (
@@ -58,15 +58,6 @@ DEPLOYER_ROLE = "deployer"
 WRITE_TIMEOUT_S = 10.0
 _RETRY = {"Retry-After": "1"}
 _AT = re.compile(r" - at `\$\.?(.*)`$")
-
-
-class EventSink(Protocol):
-    """Where the event goes (the inputs' ``EventWriter``): ready or not, a write that waits."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    async def write(self, records: Sequence[OutRecord]) -> None: ...
 
 
 def _invalid(field: str, message: str) -> ProblemError:
