@@ -141,7 +141,9 @@ def configure_logging(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=_writer_for,
-        cache_logger_on_first_use=True,
+        # Not cached: a logger first used under one configuration would keep it, and
+        # capture_logs (tests) or a later configure_logging would not reach it.
+        cache_logger_on_first_use=False,
     )
     handler = _StderrHandler()
     handler.addFilter(RepeatLimiter(REPEAT_WINDOW_S))
