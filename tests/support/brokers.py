@@ -13,6 +13,7 @@ its own brokers: it drives the same script, on a directory of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,6 +69,24 @@ def broker_kinds() -> tuple[list[str], str | None]:
     return kinds, None
 
 
+_STARTED: set[Path] = set()
+
+
+def kill_started_clusters() -> None:
+    """SIGKILL every node of every cluster this process started (the watchdog's last resort).
+
+    The nodes run in sessions of their own, not as children of the test run,
+    so killing the run's children would leave them behind.
+    """
+    for directory in list(_STARTED):
+        record = directory / "cluster.json"
+        with contextlib.suppress(OSError, ValueError):
+            for node in json.loads(record.read_text())["nodes"]:
+                if node.get("pid"):
+                    with contextlib.suppress(OSError):
+                        os.kill(int(node["pid"]), signal.SIGKILL)
+
+
 class KafkaCluster:
     """An Apache Kafka cluster in ``directory``, started and stopped through ``scripts/kafka``."""
 
@@ -83,6 +102,7 @@ class KafkaCluster:
         command += ["--dir", str(self.directory)]
         if self.secure:
             command.append("--secure")
+        _STARTED.add(self.directory)
         done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
         self.start_output = done.stdout
         last = done.stdout.strip().splitlines()[-1]

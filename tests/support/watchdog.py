@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.brokers import kill_started_clusters
+
 HARD_TIMEOUT_S = 300.0
 EXIT_CODE = 3
 
@@ -47,6 +49,7 @@ def _abort(item: pytest.Item) -> None:
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     _kill_children()
+    kill_started_clusters()
     os._exit(EXIT_CODE)
 
 
