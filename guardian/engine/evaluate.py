@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardian.engine.compare import Comparison
 from guardian.engine.decision import Decision
 from guardian.engine.rules.compiled import CompiledRule
 from guardian.engine.state import Binding, DeployState, ServiceState
@@ -26,6 +27,7 @@ LOW_VOLUME = "volume"
 NO_DATA = "no data"
 NO_BASELINE = "no baseline"
 NOISE = "noise"
+NOT_STARTED = "test not started"  # a ``compare`` rule whose test has seen nothing of this deploy
 
 
 def format_duration(ms: int) -> str:
@@ -105,6 +107,8 @@ def evaluate(  # noqa: PLR0911, PLR0912, PLR0915 - the hot path: one call per ru
     samples and volume, fetches the baseline if any, compares.
     """
     rule = b.rule
+    if b.comparison is not None:
+        return _compared(b, b.comparison, deploy), False
     cutoff = now - rule.window_ms
     if deploy is not None and rule.clipped and deploy.started_at_ms - 1 > cutoff:
         cutoff = deploy.started_at_ms - 1
@@ -165,6 +169,38 @@ def evaluate(  # noqa: PLR0911, PLR0912, PLR0915 - the hot path: one call per ru
         resolved = rop(compared, rule.resolve_threshold) if rop is not None else not holds
         return holds, resolved
     return holds, False
+
+
+def _compared(b: Binding, comparison: Comparison, deploy: DeployState | None) -> bool:
+    """A ``compare`` rule holds once its test of this deploy says ``worse``."""
+    if deploy is None or comparison.deploy_id != deploy.deploy_id:
+        b.last_reason = NOT_STARTED
+        return False
+    verdict = b.last_reason = comparison.verdict
+    return verdict == "worse"
+
+
+def compare_reason(comparison: Comparison) -> str:
+    """``canary error rate worse than stable (errors >= 2x, 99% confidence; e-value 143)``."""
+    found = comparison.test.evidence(comparison.state)  # type: ignore[arg-type]
+    rule = comparison.rule
+    return (
+        f"{rule.label} {found.verdict.replace('_', ' ')} than stable"
+        f" ({found.effect}, {found.confidence:.0%} confidence;"
+        f" e-value {found.e_value_worse:.3g} after {found.updates} updates)"
+    )
+
+
+def compare_evidence(b: Binding) -> dict[str, Any]:
+    """The numbers behind a ``compare`` decision: the test's evidence, and where it ran."""
+    assert b.comparison is not None  # noqa: S101 - only called for compare rules
+    return {
+        "metric": b.rule.spec.metric,
+        "region": b.series.region or None,
+        "cohort": b.series.cohort or None,
+        "baseline_kind": "stable",
+        "statistics": b.comparison.evidence(),
+    }
 
 
 def _relative(rule: CompiledRule, observed: float, base: float) -> str:

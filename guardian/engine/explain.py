@@ -36,6 +36,8 @@ def why(b: Binding) -> str:  # noqa: PLR0911 - one sentence per reason
     reason = b.last_reason
     if b.firing:
         return "fired"
+    if b.comparison is not None:
+        return _compared(b)
     if reason == FEW_SAMPLES:
         return f"min_samples {spec.min_samples} not reached ({b.last_samples})"
     if reason == LOW_VOLUME and spec.min_volume is not None:
@@ -60,6 +62,19 @@ def why(b: Binding) -> str:  # noqa: PLR0911 - one sentence per reason
         since = format_time(b.since_ms)
         return f"condition holds since {since}; needs for {format_duration(rule.for_ms)}"
     return reason
+
+
+def _compared(b: Binding) -> str:
+    comparison = b.comparison
+    assert comparison is not None  # noqa: S101 - only called for compare rules
+    if b.last_reason not in ("worse", "not_worse", "inconclusive"):
+        return b.last_reason
+    found = comparison.test.evidence(comparison.state)  # type: ignore[arg-type]
+    return (
+        f"{found.verdict.replace('_', ' ')} vs stable ({found.effect}):"
+        f" e-value {found.e_value_worse:.3g} for worse, {found.e_value_not_worse:.3g}"
+        f" for not worse, after {found.updates} updates"
+    )
 
 
 def _threshold(rule: CompiledRule) -> str:
@@ -87,6 +102,7 @@ def _binding_row(b: Binding) -> dict[str, Any]:
         "volume": b.last_volume,
         "window_s": rule.spec.window // 1000,
         "for_s": rule.for_ms // 1000,
+        **({"statistics": b.comparison.evidence()} if b.comparison is not None else {}),
     }
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from guardian.engine.decision import Decision
 from guardian.engine.evaluate import (
+    compare_evidence,
+    compare_reason,
     evaluate,
     evidence,
     pre_deploy_baseline,
@@ -85,10 +87,14 @@ class Firing:
             series.clear_deploy_windows()
             pending.extend((ts, order, series, v) for ts, v in series.since(deploy.started_at_ms))
         pending.sort(key=_by_time_then_series)
+        for comparison in st.comparisons.values():
+            comparison.restart(deploy.deploy_id)
         out: list[Decision] = []
         for ts, _, series, values in pending:
             for agg in series.deploy_feeders:
                 agg.feed(ts, values, ts)
+            for feed in series.stat_feeds:
+                feed(ts, values, deploy.deploy_id)
             watching = [b for b in series.bindings if b.rule.clipped]
             if watching:
                 out.extend(self.evaluate(st, series, watching, deploy, ts))
@@ -174,13 +180,16 @@ class Firing:
         b.firing = True
         b.last_fired_ms = now
         context = None
-        if rule.baseline is None and deploy is not None:
+        if rule.baseline is None and rule.stat_test is None and deploy is not None:
             value, count = pre_deploy_baseline(
                 rule, st, b.series.region, deploy, _CONTEXT_BASELINE_MS
             )
             context = value if count else None
         labels = {"region": b.series.region, "cohort": b.series.cohort}
-        reason, ev = reason_text(b, context), evidence(b, context)
+        if b.comparison is not None:
+            reason, ev = compare_reason(b.comparison), compare_evidence(b)
+        else:
+            reason, ev = reason_text(b, context), evidence(b, context)
         return self.decide(rule, st, deploy, now, reason, ev, labels)
 
     def decide(

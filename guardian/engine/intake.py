@@ -67,6 +67,10 @@ class MetricIntake:
         if st.deploy_live:
             for sliding in series.deploy_feeders:
                 sliding.feed(ts, values, now)
+            if series.stat_feeds:
+                deploy_id = st.deploy.deploy_id  # type: ignore[union-attr]
+                for feed in series.stat_feeds:
+                    feed(ts, values, deploy_id)
         elif now < series.eval_at:
             return _NONE  # no deploy and no always-on rule due: nothing to judge
         return self._firing.judge(st, series)

@@ -21,7 +21,9 @@ version 3 (it logs ``snapshot_unusable`` and judges that service afresh), so
 during a rolling upgrade a service moved from a new replica to an old one
 loses its windows, not its safety: a repeated rollback has the same command id.
 
-Limits: samples kept for exact-duplicate detection (and to refill deploy
+Limits: ``compare`` rules' statistical tests are not saved: a restored replica
+restarts them from its next events (the verdict comes later, never falsely).
+Samples kept for exact-duplicate detection (and to refill deploy
 windows) are not saved, so a duplicate straddling a restart counts twice;
 nor are the bucketed rings of long always-on windows, which refill within
 their window.
@@ -52,6 +54,7 @@ READABLE = (1, 2, 3)
 # window; ``bindings``: each rule's progress, by rule name).
 REBUILT: dict[type, dict[str, str]] = {
     ServiceState: {
+        "comparisons": "compare tests restart on restore from the next events (a limit)",
         "key": "service and environment",
         "plan": "the rules in force",
     },
@@ -61,6 +64,7 @@ REBUILT: dict[type, dict[str, str]] = {
         "eval_at": "0: judged at the next sample",
         "feeders": "rebound",
         "recent": "duplicate detection restarts (a limit)",
+        "stat_feeds": "rebound",
         "rings": "refill within their window",
         "schema": "follows recent",
         "undeployed": "rebound",
@@ -68,6 +72,7 @@ REBUILT: dict[type, dict[str, str]] = {
     Binding: {
         "agg": "rebound",
         "baseline_cache": "recomputed from the baselines",
+        "comparison": "rebound; its test restarts on restore (a limit)",
         "last_baseline": "explain only: refreshed at the next evaluation",
         "last_observed": "explain only",
         "last_reason": "explain only",

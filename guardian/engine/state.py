@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from guardian.engine.compare import Comparison, Feed
 from guardian.engine.decision import Decision, DeployInfo, DeployStatus
 from guardian.engine.ring import RingSet
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey
@@ -45,6 +46,7 @@ class Binding:
     __slots__ = (
         "agg",
         "baseline_cache",
+        "comparison",
         "firing",
         "last_baseline",
         "last_fired_ms",
@@ -82,6 +84,7 @@ class Binding:
         self.last_reason = NOT_EVALUATED
         self.baseline_cache: tuple[str, float | None, int] | None = None
         self.nodata_fired: int | None = None  # last sample time when no-data last fired
+        self.comparison: Comparison | None = None  # ``compare`` rules: the test it reads
 
     def reset(self) -> None:
         """Forget progress (a new deploy starts from a clean slate)."""
@@ -109,6 +112,7 @@ class Series:
         "region",
         "rings",
         "schema",
+        "stat_feeds",
         "undeployed",
     )
 
@@ -132,6 +136,8 @@ class Series:
         # packed as a tuple in ``schema`` key order when the keys match (most samples).
         self.recent: list[Any] = []
         self.schema: tuple[str, ...] = ()
+        # ``compare`` tests this series feeds (as canary or as stable), per event of a deploy.
+        self.stat_feeds: list[Feed] = []
 
     def aggregate(self, key: AggKey, ring: bool = False) -> Window:
         """The window for ``key``, created (and fed from now on) if new; a ring if allowed."""
@@ -154,6 +160,7 @@ class Series:
         self.aggs = {k: a for k, a in kept.items() if not isinstance(a, SlidingAggregate)}
         self.bindings = []
         self.undeployed = []
+        self.stat_feeds = []
         self.feeders = list(self.rings.values())
         self.deploy_feeders = []
         return kept
@@ -311,6 +318,7 @@ class ServiceState:
     __slots__ = (
         "baselines",
         "check_fired",
+        "comparisons",
         "deploy",
         "deploy_live",
         "environment",
@@ -336,6 +344,8 @@ class ServiceState:
         self.deploy: DeployState | None = None
         self.deploy_live = False  # a deploy is active or baking: feed clipped windows
         self.check_fired: dict[tuple[str, str, str, str], int] = {}
+        # (rule, region) → the ``compare`` test both cohorts' series of the region feed.
+        self.comparisons: dict[tuple[str, str], Comparison] = {}
         # The last two versions seen running (metrics, deploys, rollbacks), newest first:
         # what a deploy that does not name its previous version replaces.
         self.live_version: str | None = None

@@ -20,12 +20,16 @@ from fnmatch import translate
 
 from guardian.engine.rules.loader import RuleSet
 from guardian.engine.rules.model import BaselineCondition, Rule
+from guardian.stats import RateTest, ShiftTest
 
 Matcher = Callable[[str], bool]
 # (numerator key, denominator key or None, default numerator, window ms, clipped to deploy start)
 AggKey = tuple[str, str | None, float | None, int, bool]
 # (numerator key, denominator key or None, default numerator)
 MeasureKey = tuple[str, str | None, float | None]
+StatTest = RateTest | ShiftTest
+# With only ``plus`` given, a rate rule's ratio is barely above 1: the floor decides.
+_RATIO_FLOOR = 1.01
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -105,6 +109,8 @@ class CompiledRule:
     # like a Prometheus evaluation interval; deploy rules are judged on every sample.
     eval_every_ms: int
     reached_only: bool
+    # ``compare`` rules: the anytime-valid test (shared by every series the rule judges).
+    stat_test: StatTest | None = None
 
     def matches_series(self, service: str, environment: str, region: str, cohort: str) -> bool:
         """Whether this rule watches the series with these labels."""
@@ -144,6 +150,33 @@ def _measure(rule: Rule) -> tuple[MeasureKey | None, str]:
     if aggregate == "ratio":
         return (rule.numerator or rule.metric, rule.denominator, 0.0), aggregate
     return (rule.metric, None, None), aggregate
+
+
+def _for_ms(rule: Rule, metric: bool) -> int:
+    """How long a condition must hold: default the window; ``compare`` rules act at once."""
+    if rule.for_ is not None:
+        return rule.for_
+    return rule.window if metric and rule.compare is None else 0
+
+
+def build_test(rule: Rule) -> StatTest | None:
+    """The stats test a ``compare`` rule asks for (None for other rules)."""
+    compare = rule.compare
+    if compare is None:
+        return None
+    if rule.is_rate:
+        return RateTest(
+            min_ratio=compare.at_least or _RATIO_FLOOR,
+            min_increase=compare.plus[0] if compare.plus is not None else 0.0,
+            confidence=compare.confidence,
+        )
+    assert compare.plus is not None  # noqa: S101 - the model requires it for gauges
+    return ShiftTest(
+        min_shift=compare.plus[0],
+        tolerance=min(0.05, compare.plus[0] / 4),
+        confidence=compare.confidence,
+        min_requests=compare.min_requests,
+    )
 
 
 def compile_rule(rule: Rule, origin: str, bake_default: int) -> CompiledRule:
@@ -201,7 +234,7 @@ def compile_rule(rule: Rule, origin: str, bake_default: int) -> CompiledRule:
         baseline=baseline,
         resolve_op=resolve_op,
         resolve_threshold=resolve_threshold,
-        for_ms=rule.for_ if rule.for_ is not None else (rule.window if measure else 0),
+        for_ms=_for_ms(rule, measure is not None),
         bake_ms=rule.bake_time if rule.bake_time is not None else bake_default,
         percent=percent,
         clipped=clipped,
@@ -210,6 +243,7 @@ def compile_rule(rule: Rule, origin: str, bake_default: int) -> CompiledRule:
         min_volume=rule.min_volume.at_least if rule.min_volume is not None else 0.0,
         eval_every_ms=0 if clipped else rule.window // 10,
         reached_only=rule.regions == "reached",
+        stat_test=build_test(rule),
     )
 
 

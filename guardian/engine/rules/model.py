@@ -133,6 +133,46 @@ class BaselineCondition(_Model):
         return self
 
 
+def _ratio(value: object) -> float:
+    """``"2x"`` → 2.0 (a bare number is a ratio too)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and re.match(r"^\s*\d+(?:\.\d+)?\s*x\s*$", value):
+        return float(value.strip().removesuffix("x"))
+    raise ValueError(f"expected a ratio like 2x, got {value!r}")
+
+
+def _increase(value: object) -> tuple[float, str]:
+    text = value.strip().removeprefix("+") if isinstance(value, str) else value
+    number, unit = parse_quantity(text)
+    if unit not in ("pp", "%") or number < 0:
+        raise ValueError(f"expected an increase like 0.5pp or +20%, got {value!r}")
+    return number, unit
+
+
+class CompareCondition(_Model):
+    """A statistical comparison with the stable cohort at the same time, decided per event.
+
+    Rates (``error_rate`` or numerator/denominator): ``at_least: 2x`` and/or
+    ``plus: 0.5pp``. Gauges (``latency_p95_ms``): ``plus: +20%``.
+    """
+
+    baseline: Literal["stable"] = "stable"
+    at_least: Annotated[float, BeforeValidator(_ratio), Field(gt=1.0)] | None = None
+    plus: Annotated[tuple[float, str], BeforeValidator(_increase)] | None = None
+    confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
+    # Gauges: stable's latest sample is paired with the canary's only if at most this old.
+    max_age: DurationMs = 30_000
+    # Gauges: samples behind fewer requests than this (either cohort) are skipped.
+    min_requests: float = Field(default=50.0, ge=0)
+
+    @model_validator(mode="after")
+    def _an_effect(self) -> CompareCondition:
+        if self.at_least is None and self.plus is None:
+            raise ValueError("say the smallest effect that matters: 'at_least' and/or 'plus'")
+        return self
+
+
 class Volume(_Model):
     """Minimum traffic in the window: ``{metric: requests, at_least: 100}``."""
 
@@ -183,6 +223,7 @@ class Rule(_Model):
     denominator: str | None = None
     window: DurationMs = 60_000
     condition: Condition | None = None
+    compare: CompareCondition | None = None
     check: CheckSpec | None = None
     for_: DurationMs | None = Field(default=None, alias="for")
     min_samples: int = Field(default=3, ge=1)
@@ -199,8 +240,10 @@ class Rule(_Model):
     def _coherent(self) -> Rule:
         if (self.metric is None) == (self.check is None):
             raise ValueError("a rule watches either a 'metric' or a 'check', exactly one")
-        if self.metric is not None and self.condition is None:
-            raise ValueError("a metric rule needs a 'condition'")
+        if self.metric is not None and (self.condition is None) == (self.compare is None):
+            raise ValueError("a metric rule needs a 'condition' or a 'compare', exactly one")
+        if self.compare is not None:
+            self._check_compare(self.compare)
         if self.check is not None and self.condition is not None:
             raise ValueError("a check rule takes no 'condition'")
         if self.action in ("rollback", "pause") and self.applies != "during_deploy":
@@ -208,6 +251,26 @@ class Rule(_Model):
         if self.aggregate == "ratio" and self.metric != "error_rate" and not self.denominator:
             raise ValueError("aggregate ratio needs 'numerator' and 'denominator'")
         return self
+
+    def _check_compare(self, compare: CompareCondition) -> None:
+        if self.check is not None:
+            raise ValueError("a check rule takes no 'compare'")
+        if self.match.cohort is None or "stable" in self.match.cohort:
+            raise ValueError(
+                "'compare' judges a cohort against stable: say match: {cohort: canary}"
+            )
+        if self.for_ is not None or self.min_volume is not None:
+            raise ValueError("'compare' decides on evidence: it takes no 'for' or 'min_volume'")
+        if self.is_rate:
+            if compare.plus is not None and compare.plus[1] != "pp":
+                raise ValueError("a rate's 'plus' is in percentage points, like 0.5pp")
+        elif compare.at_least is not None or compare.plus is None or compare.plus[1] != "%":
+            raise ValueError("a gauge is compared by a relative shift: plus: +20%")
+
+    @property
+    def is_rate(self) -> bool:
+        """Whether this rule measures a rate (errors out of requests, or num/den)."""
+        return self.metric == "error_rate" or self.denominator is not None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
