@@ -27,6 +27,7 @@ from tests.e2e.support_kafka import (
     CountingProducer,
     ReadinessLog,
     Record,
+    admin_client,
     busiest_leader,
     cluster_settings,
     coordinator,
@@ -343,3 +344,39 @@ async def _input_leaders(bootstrap: str, settings: Settings) -> set[int]:
     for topic in (settings.deploy_topic, settings.metric_topic):
         led |= set((await leaders(bootstrap, topic)).values())
     return led
+
+
+async def test_topics_on_three_brokers_are_replicated_and_the_state_topic_compacts(
+    brokers: ThreeBrokers,
+) -> None:
+    """Unset replication gives 3 replicas and min.insync.replicas=2; replication 1 is warned of."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+    from structlog.testing import capture_logs
+
+    from guardian.kafka.admin import ensure_topics
+
+    settings = cluster_settings(brokers.bootstrap)
+    await ensure_topics(settings, brokers.bootstrap)
+    async with admin_client(brokers.bootstrap) as admin:
+        described = await admin.describe_topics([settings.metric_topic, settings.state_topic])
+        assert {len(p["replicas"]) for d in described for p in d["partitions"]} == {3}
+        answers = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name)
+                for name in (settings.metric_topic, settings.state_topic)
+            ]
+        )
+    configs: dict[str, dict[str, str]] = {}
+    for answer in answers:
+        for resource in answer.resources:
+            name, entries = resource[3], resource[4]
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    assert configs[settings.metric_topic]["min.insync.replicas"] == "2"
+    state = configs[settings.state_topic]
+    assert (state["cleanup.policy"], state["min.insync.replicas"]) == ("compact", "2")
+    assert state["segment.ms"] == str(settings.state_segment_ms)
+
+    single = cluster_settings(brokers.bootstrap, topic_replication=1)
+    with capture_logs() as logs:
+        await ensure_topics(single, brokers.bootstrap)
+    assert [e["brokers"] for e in logs if e["event"] == "topics_not_replicated"] == [3]
