@@ -181,12 +181,11 @@ def _compared(b: Binding, comparison: Comparison, deploy: DeployState | None) ->
 
 
 def compare_reason(comparison: Comparison) -> str:
-    """``canary error rate worse than stable (errors >= 2x, 99% confidence; e-value 143)``."""
+    """``error rate worse than stable (errors >= 2x at 99% confidence; e-value 143 ...)``."""
     found = comparison.test.evidence(comparison.state)  # type: ignore[arg-type]
     rule = comparison.rule
     return (
-        f"{rule.label} {found.verdict.replace('_', ' ')} than stable"
-        f" ({found.effect}, {found.confidence:.0%} confidence;"
+        f"{rule.label} {found.verdict.replace('_', ' ')} than stable ({found.effect};"
         f" e-value {found.e_value_worse:.3g} after {found.updates} updates)"
     )
 
