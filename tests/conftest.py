@@ -44,6 +44,22 @@ def pytest_report_header() -> list[str]:
     return lines
 
 
+_SECONDS_BY_KIND: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each phase's time to its broker kind (from the test id) or to "no broker"."""
+    params = report.nodeid.rpartition("[")[2] if report.nodeid.endswith("]") else ""
+    kind = next((k for k in _BROKER_KINDS if params.startswith(k)), "no broker")
+    _SECONDS_BY_KIND[kind] = _SECONDS_BY_KIND.get(kind, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line: how long the tests of each broker kind took (setup, call and teardown)."""
+    parts = [f"{kind} {seconds:.0f} s" for kind, seconds in sorted(_SECONDS_BY_KIND.items())]
+    terminalreporter.write_line(f"time per broker: {', '.join(parts)}")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses the broker runs once per broker kind (grouped by kind)."""
     if "broker" in metafunc.fixturenames:
