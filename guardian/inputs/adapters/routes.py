@@ -33,6 +33,7 @@ from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.accounting import InputAccount
 from guardian.inputs.adapters.auth import require_role
+from guardian.inputs.adapters.body import read_body
 from guardian.inputs.records import EventSink, event_records
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
@@ -119,7 +120,7 @@ class RemoteWriteRoutes:
         require_role(request, self._tokens, INGEST_ROLE)
 
     async def _take(self, request: web.Request) -> None:
-        body = await self._read(request)
+        body = await read_body(request, MAX_BODY_BYTES, "bodies")
         try:
             message = decode_write_request(body)
         except DecodeError as exc:
@@ -147,19 +148,3 @@ class RemoteWriteRoutes:
             if self._throttle.due("rejected"):
                 log.warning("remote_write_samples_not_mapped", **dict(self._skipped))
                 self._skipped.clear()
-
-    async def _read(self, request: web.Request) -> bytes:
-        """The body, refusing more than ``MAX_BODY_BYTES`` (aiohttp's own cap is 1 MiB)."""
-        declared = request.content_length
-        if declared is not None and declared > MAX_BODY_BYTES:
-            raise ProblemError(413, "too-large", f"bodies above {MAX_BODY_BYTES} bytes are refused")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise ProblemError(
-                    413, "too-large", f"bodies above {MAX_BODY_BYTES} bytes are refused"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)

@@ -30,6 +30,7 @@ from aiohttp import web
 from guardian.api.problems import ProblemError, problem_response
 from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.auth import require_role
+from guardian.inputs.adapters.body import read_body
 from guardian.inputs.records import EventSink, OutRecord
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
@@ -110,7 +111,7 @@ class DeployWebhook:
         """Take one event; see the module docstring for the answers."""
         try:
             require_role(request, self._tokens, DEPLOYER_ROLE)
-            event = self._decode(await self._read(request), request)
+            event = self._decode(await read_body(request, MAX_RECORD_BYTES, "events"), request)
             await self._write(event)
         except ProblemError as problem:
             self._count(str(problem.status))
@@ -126,15 +127,6 @@ class DeployWebhook:
 
     def _count(self, outcome: str) -> None:
         self._metrics.input_batches.labels("webhook", outcome).inc()
-
-    async def _read(self, request: web.Request) -> bytes:
-        declared = request.content_length
-        if declared is not None and declared > MAX_RECORD_BYTES:
-            raise ProblemError(413, "too-large", f"events above {MAX_RECORD_BYTES} bytes")
-        body = await request.content.read(MAX_RECORD_BYTES + 1)
-        if len(body) > MAX_RECORD_BYTES:
-            raise ProblemError(413, "too-large", f"events above {MAX_RECORD_BYTES} bytes")
-        return body
 
     def _decode(self, body: bytes, request: web.Request) -> DeployEvent | CheckEvent:
         headers = list(request.headers.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -216,3 +217,18 @@ async def test_the_readme_curl_example_works(client: tuple[Client, FakeWriter]) 
     assert code == 0, err
     assert orjson.loads(out)["deploy_id"] == "d-8812"
     assert orjson.loads(writer.written[-1].value)["version"] == "2.4.1"
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(client: tuple[Client, FakeWriter]) -> None:
+    """A chunked body (several writes, as a proxy or curl may send it) is not cut short."""
+    test_client, writer = client
+    raw = orjson.dumps(deploy(at_ms=NOW))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), 7):
+            yield raw[start : start + 7]
+            await asyncio.sleep(0.001)
+
+    async with test_client.post("/v1/events", data=pieces(), headers=AUTH) as response:
+        assert response.status == 202, await response.text()
+    assert len(writer.written) == 1
