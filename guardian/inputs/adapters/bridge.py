@@ -29,7 +29,7 @@ from types import TracebackType
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from guardian.config.settings import Settings
 from guardian.delivery import Deadline, deliver_with_retry
@@ -121,6 +121,14 @@ class OtlpBridge:
             await self._deliver(batch, stop)
             try:
                 await consumer.commit(batch.offsets)
+            except CommitFailedError:
+                # The group rebalanced while the batch was delivered; its events are on
+                # Kafka already, and the partitions' next owner converts it again (the
+                # engine drops the duplicates). Ending the daemon would help nobody.
+                log.warning(
+                    "otlp_commit_refused_by_rebalance",
+                    partitions=sorted(f"{tp.topic}-{tp.partition}" for tp in batch.offsets),
+                )
             except KafkaError as exc:
                 raise SourceError(f"OTLP commit failed: {exc}") from exc
             self._record(batch)
