@@ -4,7 +4,7 @@ Every benchmark takes ``--bootstrap-servers HOST:PORT`` (a cluster you run),
 ``--kafka`` (a one-node Apache Kafka started through ``scripts/kafka`` in a
 temporary directory and purged afterwards; ``--kafka-brokers N`` for more
 nodes), or neither (the embedded Tansu broker). The figures name the broker
-they were measured on (``broker_kind``).
+they were measured on (``"broker"`` in their JSON line).
 """
 
 from __future__ import annotations
