@@ -50,6 +50,8 @@ from guardian.ports import free_port  # noqa: E402 - the repo root is put on the
 
 KAFKA_VERSION = "4.1.1"
 SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
+# Pinned, so a fresh machine resolves Kafka with the same plugin as this one.
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 CACHE = REPO / ".cache" / "kafka"
 DEFAULT_DIR = CACHE / "cluster"
 SCRAM_USER = "guardian"
@@ -126,7 +128,7 @@ def kafka_jars(version: str = KAFKA_VERSION) -> list[Path]:
                 _say(f"fetching Apache Kafka {version} through Maven into {lib}")
                 subprocess.run(
                     [
-                        "mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                        "mvn", "-q", "-B", "-f", str(pom), DEPENDENCY_PLUGIN,
                         f"-DoutputDirectory={lib}", "-DincludeScope=runtime",
                     ],
                     check=True,
