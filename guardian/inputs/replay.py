@@ -16,7 +16,8 @@ from guardian.errors import DecodeError
 from guardian.inputs.cumulative import SeriesState
 from guardian.inputs.mapping import InputsFile, compile_mapping
 from guardian.inputs.otlp import OtlpConverter, decode_otlp
-from guardian.wire.events import InputEvent, decode_event
+from guardian.wire.cdevents import UnusedEventError, decode_record
+from guardian.wire.events import InputEvent
 
 _OTLP_MARKERS = (b'"resourceMetrics"', b'"resource_metrics"')
 
@@ -45,6 +46,8 @@ def otlp_json_events(
                     on_bad(number, reason)
                 yield from conversion.events
             else:
-                yield decode_event(line)
+                yield decode_record(line)
+        except UnusedEventError:
+            continue  # a CloudEvent of a type the guardian does not judge, as in v1 replay
         except DecodeError as exc:
             on_bad(number, exc.reason)

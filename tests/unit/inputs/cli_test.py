@@ -9,6 +9,7 @@ from google.protobuf import json_format
 from typer.testing import CliRunner
 
 from guardian.cli.main import app
+from tests.support.cdevents import cdevent
 from tests.unit.inputs.builders import CANARY, T0_MS, export, histogram
 
 runner = CliRunner()
@@ -117,3 +118,20 @@ def test_replay_refuses_an_unknown_format_and_a_bad_mapping(tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert "nope" in result.stderr
+
+
+def test_replay_of_an_otlp_dump_takes_its_deploy_as_a_cdevent(tmp_path: Path) -> None:
+    """A deploy announced as a CDEvent in the dump is a deploy, as on the deploy topic."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    dump = _dump(tmp_path, error_rate=0.2)
+    lines = dump.read_bytes().splitlines()
+    lines[0] = orjson.dumps(cdevent(at_ms=T0_MS))
+    dump.write_bytes(b"\n".join(lines) + b"\n")
+    result = runner.invoke(
+        app, ["replay", str(dump), "--input-format", "otlp-json", "--rules", str(rules)]
+    )
+    assert result.exit_code == 0, result.output
+    decisions = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(d["rule"], d["action"]) for d in decisions] == [("canary-errors", "rollback")]
+    assert f"{dump}:1:" not in result.stderr
