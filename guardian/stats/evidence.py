@@ -29,6 +29,17 @@ from typing import Any, Literal, Self
 import msgspec
 
 Verdict = Literal["worse", "not_worse", "inconclusive"]
+
+
+def verdict_of(worse_at_ms: int | None, not_worse_at_ms: int | None) -> Verdict:
+    """``worse`` once that e-value hit 1/alpha, else ``not_worse`` alike, else inconclusive."""
+    if worse_at_ms is not None:
+        return "worse"
+    if not_worse_at_ms is not None:
+        return "not_worse"
+    return "inconclusive"
+
+
 TestKind = Literal["rates", "shift"]
 
 _MAX_LOG = 700.0  # exp(709) overflows a float; e-values beyond e^700 are reported as e^700

@@ -62,6 +62,7 @@ from guardian.stats.evidence import (
     e_value,
     log_mix,
     p_value,
+    verdict_of,
 )
 
 _WORSE_MULTIPLIERS = (1.0, 2.0, 4.0, 8.0, 32.0)  # alternatives k, 2k, ... capped at max_ratio
@@ -108,11 +109,7 @@ class RateState(Snapshot):
     @property
     def verdict(self) -> Verdict:
         """``worse`` once its e-value hit 1/alpha, else ``not_worse`` alike, else inconclusive."""
-        if self.worse_at_ms is not None:
-            return "worse"
-        if self.not_worse_at_ms is not None:
-            return "not_worse"
-        return "inconclusive"
+        return verdict_of(self.worse_at_ms, self.not_worse_at_ms)
 
 
 class RateTest:

@@ -51,6 +51,7 @@ from guardian.stats.evidence import (
     cs_radius,
     e_value,
     p_value,
+    verdict_of,
 )
 
 _ALTERNATIVES = (0.6, 0.75, 0.9, 0.97)  # P(hit) under the alternatives of the mixture
@@ -97,11 +98,7 @@ class ShiftState(Snapshot):
     @property
     def verdict(self) -> Verdict:
         """``worse`` once its e-value hit 1/alpha, else ``not_worse`` alike, else inconclusive."""
-        if self.worse_at_ms is not None:
-            return "worse"
-        if self.not_worse_at_ms is not None:
-            return "not_worse"
-        return "inconclusive"
+        return verdict_of(self.worse_at_ms, self.not_worse_at_ms)
 
 
 class ShiftTest:
