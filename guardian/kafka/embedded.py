@@ -96,6 +96,7 @@ class EmbeddedBroker:
         self.storage_url = storage_url
         self._env = dict(env or {})
         self._process: asyncio.subprocess.Process | None = None
+        self._ended = False  # stop_now saw it exit; only collecting is left
 
     @property
     def bootstrap_servers(self) -> str:
@@ -110,6 +111,7 @@ class EmbeddedBroker:
     async def start(self, ready_timeout_s: float = 10.0) -> None:
         """Start the broker and wait until it accepts connections (again, after ``stop``)."""
         url = f"tcp://{self.host}:{self.port}"
+        self._ended = False
         self._process = await asyncio.create_subprocess_exec(
             broker_binary(),
             "broker",
@@ -148,33 +150,41 @@ class EmbeddedBroker:
             return
 
     async def stop(self) -> None:
-        """Stop the broker (SIGTERM, SIGKILL after ``STOP_WAIT_S``); safe to call twice."""
+        """Stop the broker (SIGTERM, SIGKILL after ``STOP_WAIT_S``); safe to call twice.
+
+        After ``stop_now`` it only collects the ended process, so that its exit
+        is seen by the loop that started it (an uncollected child warns when it
+        is garbage-collected).
+        """
         process = self._process
         if process is None:
             return
-        if process.returncode is None:
+        if process.returncode is None and not self._ended:
             _signal_group(process.pid, signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), timeout=STOP_WAIT_S)
             except TimeoutError:
                 _signal_group(process.pid, signal.SIGKILL)
-                await process.wait()
+        await process.wait()
         # Only now: a forced exit while this waits must still find the process to kill.
         self._process = None
+        self._ended = False
 
     def stop_now(self, wait_s: float = STOP_WAIT_S) -> None:
         """Stop the broker without the event loop, before a forced exit; safe to call twice.
 
         Blocks for at most ``wait_s`` (then SIGKILL): the caller is about to
-        ``os._exit``, so nothing else needs the loop any more.
+        ``os._exit``, so nothing else needs the loop any more. The process is
+        kept for ``stop`` to collect, should the loop go on after all.
         """
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
+        process = self._process
+        if process is None or process.returncode is not None or self._ended:
             return
         _signal_group(process.pid, signal.SIGTERM)
         if not _exits_within(process.pid, wait_s):
             _signal_group(process.pid, signal.SIGKILL)
             _exits_within(process.pid, wait_s)
+        self._ended = True
 
     async def __aenter__(self) -> EmbeddedBroker:
         await self.start()
