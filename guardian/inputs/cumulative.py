@@ -21,14 +21,21 @@ starts again from a baseline if it returns. Long series identities are kept
 as a 16-byte digest. Updates go through a ``StateBatch`` and take effect on
 ``commit``, so a remote-write request whose events could not be written
 leaves the state as it was and its retry computes the same increments.
-Pure: no I/O, no clock.
+
+Batches that are written concurrently (remote-write requests in flight at
+once) ``claim`` their series between computing and committing: a batch
+whose series another uncommitted batch holds gets that batch back to wait
+for, and is then computed again against what it committed, so two requests
+carrying the same samples (a reshard, a resent request) never count an
+increment twice. ``apply`` also never moves a series back to an older
+point. Pure: no I/O, no clock, no locks (the caller waits).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from operator import sub
 
 # Point = (start_ms, ts_ms, value); value is a float, or a tuple of floats (histograms).
@@ -54,6 +61,7 @@ class SeriesState:
         self.max_series = max_series
         self.max_interval_ms = max_interval_ms
         self._points: OrderedDict[Hashable, Point] = OrderedDict()
+        self._claims: dict[Hashable, StateBatch] = {}  # series → the batch computing it
         self.evicted = 0
         self.out_of_order = 0
 
@@ -72,6 +80,34 @@ class SeriesState:
         """Drop a series (it ended: a staleness marker)."""
         self._points.pop(key, None)
 
+    def claimed(self) -> int:
+        """How many series uncommitted batches hold now."""
+        return len(self._claims)
+
+    def claim(self, batch: StateBatch) -> frozenset[StateBatch] | None:
+        """Hold a batch's series for it; see ``StateBatch.claim``."""
+        claims, points = self._claims, self._points
+        keys = batch.keys
+        blockers = {
+            holder
+            for key in keys
+            if (holder := claims.get(key)) is not None and holder is not batch
+        }
+        if blockers:
+            return frozenset(blockers)
+        if any(points.get(key) is not seen for key, seen in batch.read.items()):
+            return frozenset()  # a batch committed since this one read: compute it again
+        for key in keys:
+            claims[key] = batch
+        return None
+
+    def release(self, batch: StateBatch) -> None:
+        """Drop the holds a batch has."""
+        claims = self._claims
+        for key in batch.keys:
+            if claims.get(key) is batch:
+                del claims[key]
+
     def apply(self, updates: dict[Hashable, Point | None], out_of_order: int = 0) -> None:
         """Take a batch's updates (a point, or None to forget), evicting beyond the cap."""
         self.out_of_order += out_of_order
@@ -80,7 +116,9 @@ class SeriesState:
             if point is None:
                 points.pop(key, None)
                 continue
-            points[key] = point
+            current = points.get(key)
+            if current is None or current[1] < point[1]:
+                points[key] = point  # never back to an older point: its increment is counted
             points.move_to_end(key)
         overflow = len(points) - self.max_series
         for _ in range(max(0, overflow)):
@@ -95,13 +133,26 @@ class StateBatch:
     def __init__(self, state: SeriesState) -> None:
         self._state = state
         self._updates: dict[Hashable, Point | None] = {}
+        self._read: dict[Hashable, Point | None] = {}  # the committed point each was computed on
+        self._claimed = False
         self.out_of_order = 0
+
+    @property
+    def keys(self) -> Iterable[Hashable]:
+        """The series this batch read or updates."""
+        return self._updates.keys()
+
+    @property
+    def read(self) -> Mapping[Hashable, Point | None]:
+        """The committed point each series' increments were computed against."""
+        return self._read
 
     def _last(self, key: Hashable) -> Point | None:
         updates = self._updates
         if key in updates:
             return updates[key]
-        return self._state.get(key)
+        point = self._read[key] = self._state.get(key)
+        return point
 
     def increment(
         self, key: Hashable, ts_ms: int, value: float, start_ms: int = 0, new_series: bool = False
@@ -164,8 +215,27 @@ class StateBatch:
         """The series ended (a staleness marker): forget it on commit."""
         self._updates[key] = None
 
+    def claim(self) -> frozenset[StateBatch] | None:
+        """Hold this batch's series until ``commit`` or ``release``; call it right after computing.
+
+        None: held, write the events and commit. Otherwise the batches that
+        hold some of them (empty: one committed since this batch was computed):
+        wait for those to end, then compute a fresh batch; this one is void.
+        """
+        blockers = self._state.claim(self)
+        self._claimed = blockers is None
+        return blockers
+
+    def release(self) -> None:
+        """Give the series back without applying anything (the events were not written)."""
+        if self._claimed:
+            self._state.release(self)
+            self._claimed = False
+
     def commit(self) -> None:
-        """Apply the batch's points to the state (once)."""
+        """Apply the batch's points to the state (once) and give its series back."""
+        self.release()
         updates, self._updates = self._updates, {}
         self._state.apply(updates, self.out_of_order)
         self.out_of_order = 0
+        self._read = {}

@@ -13,7 +13,12 @@ Answers as Prometheus expects (it retries 5xx, and 429 with
 - 204 once every converted event is acknowledged on the metric topic.
 
 The series state advances only after the events are written, so a retried
-request computes the same increments. Samples that cannot be mapped are
+request computes the same increments. Requests in flight at once claim
+their series between converting and committing: one that carries a series
+another request is still writing waits for it, then converts again against
+what that one committed (Prometheus resharding, or resending a request
+whose answer it missed, sends the same samples twice; they count once).
+The wait is bounded by the write timeout (then 503: send again). Samples that cannot be mapped are
 counted per reason (``guardian_input_samples_skipped_total``) and logged at
 most every ``_LOG_EVERY_S``, never per sample; an HTTP body has no place on
 the dead-letter topic (which records a Kafka origin), so nothing is
@@ -34,7 +39,10 @@ from guardian.errors import DecodeError, SinkError
 from guardian.inputs.adapters.accounting import InputAccount
 from guardian.inputs.adapters.auth import require_role
 from guardian.inputs.adapters.body import read_body
-from guardian.inputs.records import EventSink, event_records
+from guardian.inputs.assemble import Conversion
+from guardian.inputs.cumulative import StateBatch
+from guardian.inputs.prompb.remote_pb2 import WriteRequest
+from guardian.inputs.records import EventSink, OutRecord, event_records
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
@@ -90,6 +98,8 @@ class RemoteWriteRoutes:
         self._in_flight = 0
         self._throttle = _Throttle(_LOG_EVERY_S)
         self._skipped: Counter[str] = Counter()  # since the last log line
+        # The batches of the requests writing now, and when each ends.
+        self._writing: dict[StateBatch, asyncio.Event] = {}
 
     def install(self, app: web.Application) -> None:
         """Add ``POST /api/v1/write`` to the control plane."""
@@ -127,8 +137,39 @@ class RemoteWriteRoutes:
             if self._throttle.due("unreadable"):
                 log.warning("remote_write_unreadable", reason=exc.reason, size=len(body))
             raise ProblemError(400, "unreadable", exc.reason) from None
-        conversion, state = self.converter.convert(message)
-        records = event_records(conversion.events, self._topic)
+        conversion, state = await self._convert(message)
+        ended = self._writing[state] = asyncio.Event()
+        try:
+            await self._write(event_records(conversion.events, self._topic))
+            state.commit()
+        finally:
+            state.release()  # a no-op after the commit
+            del self._writing[state]
+            ended.set()
+        self._account.record(conversion.samples, len(conversion.events), conversion.skipped)
+        rejected = conversion.rejected
+        if rejected:
+            self._skipped.update(rejected)
+            if self._throttle.due("rejected"):
+                log.warning("remote_write_samples_not_mapped", **dict(self._skipped))
+                self._skipped.clear()
+
+    async def _convert(self, message: WriteRequest) -> tuple[Conversion, StateBatch]:
+        """Convert against the newest state, once no other request is writing the same series."""
+        try:
+            async with asyncio.timeout(self._write_timeout_s):
+                while True:
+                    conversion, state = self.converter.convert(message)
+                    blockers = state.claim()
+                    if blockers is None:
+                        return conversion, state
+                    await asyncio.gather(*(self._writing[b].wait() for b in blockers))
+        except TimeoutError:
+            raise ProblemError(
+                503, "unavailable", "the same series are still being written", headers=_RETRY
+            ) from None
+
+    async def _write(self, records: list[OutRecord]) -> None:
         try:
             await asyncio.wait_for(self._writer.write(records), self._write_timeout_s)
         except (SinkError, TimeoutError) as exc:
@@ -140,11 +181,3 @@ class RemoteWriteRoutes:
                 "Kafka did not acknowledge the events; send again",
                 headers=_RETRY,
             ) from None
-        state.commit()
-        self._account.record(conversion.samples, len(conversion.events), conversion.skipped)
-        rejected = conversion.rejected
-        if rejected:
-            self._skipped.update(rejected)
-            if self._throttle.due("rejected"):
-                log.warning("remote_write_samples_not_mapped", **dict(self._skipped))
-                self._skipped.clear()

@@ -127,3 +127,66 @@ def test_max_series_must_be_positive() -> None:
     """A cap of zero is a configuration mistake."""
     with pytest.raises(ValueError, match="max_series"):
         SeriesState(max_series=0)
+
+
+def test_a_batch_holding_a_series_makes_a_concurrent_one_wait_then_count_nothing_twice() -> None:
+    """Two batches from the same baseline: the second waits, then sees the first's point."""
+    state = SeriesState()
+    baseline = state.batch()
+    baseline.increment("s", 1000, 10.0)
+    baseline.commit()
+    first, second = state.batch(), state.batch()
+    assert first.increment("s", 2000, 15.0) == 5.0
+    assert second.increment("s", 2000, 15.0) == 5.0  # computed on the same baseline
+    assert first.claim() is None
+    assert second.claim() == frozenset({first})
+    first.commit()
+    again = state.batch()
+    assert again.increment("s", 2000, 15.0) is None  # the same sample: counted once
+    assert again.claim() is None
+    again.commit()
+    assert state.claimed() == 0
+    assert state.out_of_order == 1
+
+
+def test_a_batch_computed_before_a_commit_is_stale() -> None:
+    """A batch read before another committed the same series must be computed again."""
+    state = SeriesState()
+    stale = state.batch()
+    stale.increment("s", 1000, 10.0)
+    fresh = state.batch()
+    fresh.increment("s", 1000, 10.0)
+    fresh.commit()
+    assert stale.claim() == frozenset()
+    assert state.claimed() == 0
+
+
+def test_a_released_batch_leaves_the_state_and_its_series_free() -> None:
+    """A batch whose events were not written gives its series back unchanged."""
+    state = SeriesState()
+    held = state.batch()
+    held.increment("s", 1000, 10.0)
+    held.increment("t", 1000, 1.0)
+    assert held.claim() is None
+    assert state.claimed() == 2
+    held.release()
+    held.release()
+    assert state.claimed() == 0
+    assert state.get("s") is None
+    other = state.batch()
+    other.increment("s", 1000, 10.0)
+    assert other.claim() is None
+
+
+def test_a_commit_never_moves_a_series_back_to_an_older_point() -> None:
+    """Batches committed out of order keep the newest point and count a reset as a restart."""
+    state = SeriesState()
+    older, newer = state.batch(), state.batch()
+    older.increment("s", 1000, 10.0)
+    newer.increment("s", 2000, 20.0)
+    newer.commit()
+    older.commit()
+    assert state.get("s") == (0, 2000, 20.0)
+    after = state.batch()
+    assert after.increment("s", 2000, 20.0) is None  # a duplicate of the newest
+    assert after.increment("s", 3000, 4.0) == 4.0  # went down: a restart, not -16
