@@ -91,6 +91,19 @@ class GuardianMetrics:
         self.tracked_series = Gauge(
             "guardian_tracked_series", "Metric series held in window state", registry=r
         )
+        self.series_refused = Counter(
+            "guardian_series_refused",
+            "Metric events refused at the series cap (memory_budget_mb or max_series), by "
+            "reason: new_service (a name never seen), new_series (a known service's new "
+            "region or cohort); series of a service with a live deploy are never refused",
+            ["reason"],
+            registry=r,
+        )
+        self.series_cap = Gauge(
+            "guardian_series_cap",
+            "Series the engine admits without a live deploy (from memory_budget_mb)",
+            registry=r,
+        )
         self.services_expired = Counter(
             "guardian_services_expired",
             "Services forgotten after idle_service_ttl_s without events or a live deploy",

@@ -27,6 +27,15 @@ _file_values: ContextVar[dict[str, Any]] = ContextVar("guardian_file_values", de
 KAFKA_FETCH_WAIT_MS = 500
 EMBEDDED_FETCH_WAIT_MS = 10
 
+# The memory budget: the daemon itself (interpreter, libraries, Kafka client, rule
+# pack, buffers of a full batch) is reserved first; the rest is divided by what one
+# series costs, measured as RSS by benchmarks/memory.py with a margin (a series with
+# no live deploy, a new service each: the flood a bad label produces). Live deploys
+# may take their series past the cap, so the margin also covers them.
+DAEMON_RESERVED_MB = 96
+SERIES_BUDGET_BYTES = 12 * 1024
+MIN_MEMORY_BUDGET_MB = 128
+
 
 class _YamlFileSource(PydanticBaseSettingsSource):
     """The lowest-priority source: values from ``--config FILE``."""
@@ -115,7 +124,19 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(
         300.0, gt=0, description="Events further ahead of the wall clock are dead-lettered"
     )
-    max_series: int = Field(100_000, ge=1, description="Cap on tracked metric series")
+    memory_budget_mb: int = Field(
+        256,
+        ge=MIN_MEMORY_BUDGET_MB,
+        description="Memory the daemon may use (MB); the series cap follows from it (see "
+        "max_series); new series beyond it are refused unless their service has a live deploy",
+    )
+    max_series: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on tracked metric series; unset = derived from memory_budget_mb "
+        f"(budget − {DAEMON_RESERVED_MB} MB for the daemon itself, "
+        f"÷ {SERIES_BUDGET_BYTES:,} bytes per series)",
+    )
     idle_service_ttl_s: float = Field(
         7200.0,
         ge=0,
@@ -218,6 +239,13 @@ class Settings(BaseSettings):
         return self.model_copy(update={"fetch_max_wait_ms": EMBEDDED_FETCH_WAIT_MS})
 
     @property
+    def series_cap(self) -> int:
+        """The series cap in force: ``max_series`` if set, else what the memory budget holds."""
+        if self.max_series is not None:
+            return self.max_series
+        return series_cap_for(self.memory_budget_mb)
+
+    @property
     def http_host(self) -> str:
         """Host part of ``http``."""
         return self.http.rpartition(":")[0].strip("[]")
@@ -237,6 +265,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _YamlFileSource(settings_cls)
+
+
+def series_cap_for(memory_budget_mb: int) -> int:
+    """How many series fit in a memory budget once the daemon's own share is reserved."""
+    spare = max(0, memory_budget_mb - DAEMON_RESERVED_MB) * 1024 * 1024
+    return max(1_000, spare // SERIES_BUDGET_BYTES)
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

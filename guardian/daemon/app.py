@@ -25,6 +25,7 @@ from guardian.config.settings import Settings
 from guardian.daemon.health import Readiness
 from guardian.daemon.http import ControlPlane, RouteInstaller
 from guardian.daemon.pipeline import BatchResult, Pipeline
+from guardian.daemon.refusals import RefusalReport
 from guardian.daemon.reload import RuleReloader
 from guardian.daemon.state import StateKeeper, owned_partitions
 from guardian.delivery import Deadline, deliver_with_retry
@@ -99,7 +100,7 @@ class Daemon:
         horizon_ms = history_horizon_ms(rules, lateness_ms)
         engine = Engine(
             rules,
-            max_series=s.max_series,
+            max_series=s.series_cap,
             allowed_lateness_ms=lateness_ms,
             # Never forget what a rule could still read.
             idle_ttl_ms=max(int(s.idle_service_ttl_s * 1000), horizon_ms)
@@ -291,6 +292,7 @@ class Daemon:
         # The engine and source keep running totals; Prometheus counters take increments.
         exported: dict[str, int] = {}
         rejected, expired = self.metrics.events_rejected, self.metrics.services_expired
+        refusals = RefusalReport(self.metrics)
         reported_errors: set[str] = set()
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
@@ -300,6 +302,7 @@ class Daemon:
                     self.metrics.rule_errors.labels(rule).inc()
                     log.error("rule_disabled", rule=rule, error=error)
             stats = engine.stats
+            refusals.update(stats)
             self.metrics.tracked_series.set(stats.tracked_series)
             self.metrics.active_deploys.set(stats.active_deploys)
             for name, total in (

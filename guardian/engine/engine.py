@@ -34,7 +34,7 @@ older than the current deploy is ignored as stale).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from guardian.engine.binding import Binder
@@ -46,7 +46,7 @@ from guardian.engine.intake import MetricIntake
 from guardian.engine.lifecycle import Lifecycle
 from guardian.engine.rule_index import RuleIndex
 from guardian.engine.rules.loader import RuleSet
-from guardian.engine.services import ServiceTable
+from guardian.engine.services import RefusalReason, ServiceTable
 from guardian.engine.snapshot import ServiceSnapshot, capture, restore
 from guardian.engine.state import ServiceKey, ServiceState
 from guardian.engine.timers import TimerQueue
@@ -67,6 +67,10 @@ class EngineStats:
     series_cap_rejections: int
     active_deploys: int
     expired_services: int
+    # Events refused at the series cap, by reason (new_service, new_series); they sum
+    # to ``series_cap_rejections``.
+    series_refused: dict[RefusalReason, int] = field(default_factory=dict)
+    series_cap: int = 0
 
 
 class Engine:
@@ -213,6 +217,8 @@ class Engine:
             series_cap_rejections=services.rejected,
             active_deploys=services.active_deploys(),
             expired_services=services.expired,
+            series_refused=dict(services.refused),
+            series_cap=services.max_series,
         )
 
     def deploy_of(self, service: str, environment: str) -> DeployInfo | None:

@@ -11,20 +11,29 @@ replaces it.
 It also admits events: the series cap (a flood of new names must not grow
 memory; a live deploy's series always get in) and each service's watermark
 (the newest event time seen for it; events older than the watermark minus
-the allowed lateness are counted and refused).
+the allowed lateness are counted and refused). At the cap, an event that
+would need a new series is refused and counted by reason: ``new_service``
+(a name never seen, the flood a bad label produces) or ``new_series`` (a
+known service's new region or cohort, with no live deploy). Series already
+held keep being judged.
 
-Limits: the cap counts series, not bytes; a service silent for the
-time-to-live but with a live deploy is kept however long it stays silent.
+Limits: the cap counts series; the daemon derives it from a memory budget
+(``memory_budget_mb``) and the measured bytes per series. A service silent
+for the time-to-live but with a live deploy is kept however long it stays
+silent; a live deploy's series may take the count past the cap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from guardian.engine.deploys import DeployBook
 from guardian.engine.rule_index import RuleIndex
 from guardian.engine.state import Series, ServiceKey, ServiceState
 from guardian.engine.timers import TimerQueue
+
+RefusalReason = Literal["new_service", "new_series"]
 
 
 class ServiceTable:
@@ -40,7 +49,7 @@ class ServiceTable:
         "by_key",
         "expired",
         "late",
-        "rejected",
+        "refused",
     )
 
     def __init__(
@@ -61,8 +70,19 @@ class ServiceTable:
         self.by_key: dict[ServiceKey, ServiceState] = {}
         self._series_count = 0
         self.late = 0  # events refused as older than their service's lateness horizon
-        self.rejected = 0  # events refused at the series cap
+        # Events refused at the series cap, by reason (see the module docstring).
+        self.refused: dict[RefusalReason, int] = {"new_service": 0, "new_series": 0}
         self.expired = 0  # services forgotten for being idle
+
+    @property
+    def rejected(self) -> int:
+        """Events refused at the series cap, for any reason."""
+        return sum(self.refused.values())
+
+    @property
+    def max_series(self) -> int:
+        """The series cap (a live deploy's series may go past it)."""
+        return self._max_series
 
     @property
     def series_count(self) -> int:
@@ -82,7 +102,7 @@ class ServiceTable:
     def admit(self, service: str, environment: str) -> ServiceState | None:
         """State for a metric's service seen for the first time, unless the cap is reached."""
         if self._series_count >= self._max_series:
-            self.rejected += 1  # no state for a flood of new names
+            self.refused["new_service"] += 1  # no state for a flood of new names
             return None
         return self.service(service, environment)
 
@@ -103,7 +123,7 @@ class ServiceTable:
         ``force`` (a restore) admits it whatever the cap: it was held before.
         """
         if self._series_count >= self._max_series and not (force or st.deploy_live):
-            self.rejected += 1  # junk series must never cost a real deploy its rollback
+            self.refused["new_series"] += 1  # junk must never cost a real deploy its rollback
             return None
         self._series_count += 1
         series = st.series[(region, cohort)] = Series(region, cohort)
