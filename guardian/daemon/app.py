@@ -211,12 +211,14 @@ class Daemon:
                     tasks.create_task(notifier.run(), name="notifier"),
                     tasks.create_task(manual.run(), name="manual-rollbacks"),
                 ]
-                # Not in `background`: the OTLP bridge drains its own batch when asked to stop.
-                tasks.create_task(inputs.run(self._stop), name="inputs")
+                # Not in `background`: the OTLP bridge drains its own batch when asked to
+                # stop, retrying a broker that is away until the same deadline as below.
+                tasks.create_task(inputs.run(self._stop, self._drain_limit), name="inputs")
                 if mqtt is not None:
                     # Not in `background`: it drains its own batch when asked to stop.
                     tasks.create_task(
-                        run_mqtt(mqtt, pipeline, self._stop, self.readiness), name="mqtt"
+                        run_mqtt(mqtt, pipeline, self._stop, self.readiness, self._drain_limit),
+                        name="mqtt",
                     )
                 await self._consume(source, pipeline)
                 for task in background:
@@ -274,18 +276,19 @@ class Daemon:
         non-retriable SinkError ends the daemon (its offsets stay uncommitted).
         """
 
-        def drain_deadline() -> Deadline | None:
-            if self._drain_deadline is None:
-                return None
-            spent = f"the grace period of {self.settings.grace_period_s:g}s is spent"
-            return Deadline(self._drain_deadline, spent)
-
         await deliver_with_retry(
             lambda: pipeline.deliver(result),
             transport="kafka",
             readiness=self.readiness,
-            deadline=drain_deadline,
+            deadline=self._drain_limit,
         )
+
+    def _drain_limit(self) -> Deadline | None:
+        """The drain's deadline, the same for every loop that delivers; None while running."""
+        if self._drain_deadline is None:
+            return None
+        spent = f"the grace period of {self.settings.grace_period_s:g}s is spent"
+        return Deadline(self._drain_deadline, spent)
 
     async def _report_lag(self, source: KafkaSource, engine: Engine) -> None:
         """Every few seconds: engine gauges, consumer lag, and whether the broker answers."""

@@ -9,7 +9,9 @@ its bytes; its mappable samples still count), write the events keyed by
 service and the dead letters, wait for the broker's acknowledgements, and
 only then commit the batch's offsets (at-least-once). A batch is converted
 once; when writing fails, the same records are written again (backing off)
-until the broker is back, or, while draining, until the grace period is spent.
+until the broker is back, or, while draining, until the drain deadline: the
+daemon's (``run``'s ``drain_deadline``, the one its Kafka loop keeps), else
+the grace period counted from when the bridge notices the stop.
 
 Cumulative state lives in this process, per series: the Collector's Kafka
 exporter must send a resource's records to one partition
@@ -107,9 +109,16 @@ class OtlpBridge:
         self._consumer = consumer
         log.info("otlp_bridge_started", topics=s.otlp_topics, group_id=self.group_id)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Bridge until ``stop`` is set; the batch in hand is written and committed first."""
+    async def run(
+        self, stop: asyncio.Event, drain_deadline: Callable[[], Deadline | None] | None = None
+    ) -> None:
+        """Bridge until ``stop`` is set; the batch in hand is written and committed first.
+
+        ``drain_deadline`` (the daemon's): once it gives a deadline, a write
+        that fails is not retried past it (a non-retriable ``SinkError``).
+        """
         consumer = self._require()
+        deadline = drain_deadline or self._own_deadline(stop)
         while not stop.is_set():
             try:
                 polled = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -118,7 +127,7 @@ class OtlpBridge:
             if not polled:
                 continue
             batch = await self._convert(polled)
-            await self._deliver(batch, stop)
+            await self._deliver(batch, deadline)
             try:
                 await consumer.commit(batch.offsets)
             except CommitFailedError:
@@ -186,20 +195,24 @@ class OtlpBridge:
         )
         log.warning("dead_lettered", topic=topic, partition=partition, offset=offset, reason=reason)
 
-    async def _deliver(self, batch: _Batch, stop: asyncio.Event) -> None:
+    async def _deliver(self, batch: _Batch, deadline: Callable[[], Deadline | None]) -> None:
         """Write the batch's records, retrying a broker that is away (until the drain's end)."""
+        await deliver_with_retry(
+            lambda: self._writer.write(batch.records), transport="otlp", deadline=deadline
+        )
+
+    def _own_deadline(self, stop: asyncio.Event) -> Callable[[], Deadline | None]:
+        """Without the daemon's deadline: the grace period from when the stop is first seen."""
         drain_ends: list[float] = []
 
         def deadline() -> Deadline | None:
             if not stop.is_set():
                 return None
-            if not drain_ends:  # the drain started while this batch was being retried
+            if not drain_ends:
                 drain_ends.append(time.monotonic() + self._settings.grace_period_s)
             return Deadline(drain_ends[0], "the grace period of the OTLP bridge is spent")
 
-        await deliver_with_retry(
-            lambda: self._writer.write(batch.records), transport="otlp", deadline=deadline
-        )
+        return deadline
 
     def _record(self, batch: _Batch) -> None:
         self._account.record(batch.samples, batch.events, batch.skipped)

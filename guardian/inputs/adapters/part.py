@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
 
 from guardian.config.settings import Settings
+from guardian.delivery import Deadline
 from guardian.errors import ConfigError
 from guardian.inputs.adapters.bridge import OtlpBridge
 from guardian.inputs.adapters.routes import RemoteWriteRoutes
@@ -79,10 +81,16 @@ class Inputs:
             raise ConfigError("the inputs must be started before their routes are installed")
         self.routes.install(app)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Bridge OTLP records until ``stop`` is set (nothing to do without OTLP topics)."""
+    async def run(
+        self, stop: asyncio.Event, drain_deadline: Callable[[], Deadline | None] | None = None
+    ) -> None:
+        """Bridge OTLP records until ``stop`` is set (nothing to do without OTLP topics).
+
+        ``drain_deadline``: the daemon's, so the bridge gives up retrying when
+        its Kafka loop does.
+        """
         if self.bridge is not None:
-            await self.bridge.run(stop)
+            await self.bridge.run(stop, drain_deadline)
 
     async def stop(self) -> None:
         """Leave the bridge's group and disconnect the producer; safe to call twice."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
 
 from guardian.config.settings import Settings
+from guardian.delivery import Deadline
 from guardian.errors import SinkError
 from guardian.inputs.adapters.bridge import OtlpBridge
 from guardian.inputs.adapters.writer import EventWriter
@@ -103,5 +105,36 @@ async def test_a_drain_gives_up_on_a_broker_that_never_comes_back(
             stop.set()
             with pytest.raises(SinkError, match="grace period") as caught:
                 await asyncio.wait_for(task, 20)
+    assert not caught.value.retriable
+    assert await committed_total(bootstrap, bridge.group_id, topic) == 0
+
+
+async def test_a_drain_ends_at_the_daemons_deadline_not_a_grace_period_of_its_own(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Given the daemon's drain deadline, retries end there even with a long grace period."""
+    topic = unique("otlp")
+    settings = settings_factory(otlp_topics=[topic], grace_period_s=60)
+    bootstrap = settings.bootstrap_servers
+    assert bootstrap
+    await create_missing_topics(settings, bootstrap, {topic: {}})
+    await produce(bootstrap, topic, [(b"r", b"\x89 garbage: one dead letter to write")])
+    converter = OtlpConverter(compile_mapping(InputsFile().otlp), SeriesState())
+    stop = asyncio.Event()
+    drain: list[Deadline] = []
+    async with EventWriter(settings, bootstrap) as writer:
+        sink = FlakySink(writer, failures=10**6)
+        async with OtlpBridge(settings, bootstrap, converter, sink, GuardianMetrics()) as bridge:
+            task = asyncio.create_task(bridge.run(stop, lambda: drain[0] if drain else None))
+            deadline = asyncio.get_running_loop().time() + 30
+            while sink.attempts == 0:
+                assert asyncio.get_running_loop().time() < deadline, "nothing polled"
+                await asyncio.sleep(0.05)
+            started = time.monotonic()
+            drain.append(Deadline(started + 0.5, "the daemon's grace period is spent"))
+            stop.set()
+            with pytest.raises(SinkError, match="daemon's grace period") as caught:
+                await asyncio.wait_for(task, 5)
+            assert time.monotonic() - started < 3
     assert not caught.value.retriable
     assert await committed_total(bootstrap, bridge.group_id, topic) == 0

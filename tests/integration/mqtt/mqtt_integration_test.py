@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import pytest
 from guardian.config.settings import Settings
 from guardian.daemon.health import Readiness
 from guardian.daemon.pipeline import Pipeline
+from guardian.delivery import Deadline
 from guardian.engine import Engine, load_rules
+from guardian.errors import SinkError
 from guardian.kafka.admin import ensure_topics
 from guardian.kafka.sink import KafkaSink
+from guardian.kafka.source import RawRecord
 from guardian.metrics import GuardianMetrics
 from guardian.mqtt.loop import run_mqtt
 from guardian.mqtt.source import MqttOptions, MqttSource
@@ -201,5 +205,51 @@ async def test_unacknowledged_messages_are_redelivered_to_a_persistent_session(
         async with MqttSource(settings, Readiness(), options) as third:
             await _until(lambda: third.connected, "the third connection")
             assert await third.next_batch(0.5) == []
+    finally:
+        broker.kill()
+
+
+class _AwaySink:
+    """A pipeline whose outputs never reach a broker (faked at the loop's ``BatchJudge``)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def judge(self, records: Sequence[RawRecord], transport: str = "kafka") -> int:
+        return len(records)
+
+    async def deliver(self, result: int) -> None:
+        self.attempts += 1
+        raise SinkError("broker away (test)")
+
+
+async def test_a_drain_stops_retrying_at_the_daemons_deadline_and_leaves_the_batch_unacked(
+    tmp_path: Path,
+) -> None:
+    """Past the drain deadline it is given, the loop ends (non-retriable), the message unacked."""
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    options = MqttOptions(client_id=f"guardian-test-{uuid.uuid4().hex[:8]}", connect_timeout_s=2)
+    settings = Settings(mqtt_url=broker.url, mqtt_topics=["guardian/#"], grace_period_s=60)
+    stop = asyncio.Event()
+    drain: list[Deadline] = []
+    pipeline = _AwaySink()
+    try:
+        async with MqttSource(settings, Readiness(), options) as source:
+            await _until(lambda: source.connected, "the subscription")
+            task = asyncio.create_task(
+                run_mqtt(source, pipeline, stop, drain_deadline=lambda: drain[0] if drain else None)
+            )
+            await _publish(broker.port, "guardian/metrics", [b"held"])
+            await _until(lambda: pipeline.attempts >= 2, "delivery retries")
+            started = time.monotonic()
+            drain.append(Deadline(started + 0.5, "the test's grace period is spent"))
+            stop.set()
+            with pytest.raises(SinkError, match="test's grace period") as caught:
+                await asyncio.wait_for(task, 10)
+            assert time.monotonic() - started < 3  # not the retry loop's own pace
+        assert not caught.value.retriable
+        async with MqttSource(settings, Readiness(), options) as again:
+            assert [r.value for r in await again.next_batch(5)] == [b"held"]
     finally:
         broker.kill()
