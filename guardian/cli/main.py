@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "guardian.cli.rollback_cmd",
     "guardian.cli.tokens_cmd",
     "guardian.cli.inputs_cmd",
+    "guardian.cli.execute_cmd",
 )
 
 app = typer.Typer(
