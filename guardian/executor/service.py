@@ -67,6 +67,7 @@ class Executor:
         self._api = api  # tests may bring their own; else lightkube on the kubeconfig
         self._stop = asyncio.Event()
         self.http_port: int | None = None
+        self.ready = False  # the ledger is read back and the consumer started
         self._ledger: Ledger | None = None
         self._targets = TargetsFile()
         self._options = ApplyOptions(
@@ -129,7 +130,7 @@ class Executor:
             source = await stack.enter_async_context(
                 KafkaSource(kafka, bootstrap, [s.command_topic], on_assignment)
             )
-            http.ready = True
+            http.ready = self.ready = True
             log.info(
                 "executor_started",
                 group_id=kafka.group_id,
@@ -144,7 +145,7 @@ class Executor:
                 records = await source.getmany(_FETCH_TIMEOUT_MS)
                 if records:
                     await self._batch(api, sink, source, records)
-            http.ready = False
+            http.ready = self.ready = False
         log.info("drained")
 
     async def _batch(
