@@ -267,7 +267,10 @@ class Daemon:
             async with self._judge_lock:
                 result = await pipeline.judge_in_chunks(records)
                 await self._deliver(pipeline, result)
-                await source.commit(result.next_offsets)
+                # Committed while the next batch is fetched and judged; a revocation
+                # waits for it, and so does the drain below.
+                await source.commit_next(result.next_offsets)
+        await source.settle_commits()
 
     async def _deliver(self, pipeline: Pipeline, result: BatchResult) -> None:
         """Write a batch's outputs, retrying a broker that is away until it comes back.

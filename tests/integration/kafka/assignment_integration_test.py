@@ -72,6 +72,14 @@ async def test_input_topics_with_unequal_partition_counts_are_refused(
         await admin.create_topics(
             [NewTopic(settings.deploy_topic, 2, 1), NewTopic(settings.metric_topic, 4, 1)]
         )
+        # Created by the controller is not yet known to every broker's metadata.
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            described = await admin.describe_topics([settings.deploy_topic, settings.metric_topic])
+            if all(d["partitions"] and d["error_code"] == 0 for d in described):
+                break
+            assert asyncio.get_running_loop().time() < deadline, described
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
     with pytest.raises(ConfigError, match=r"not co-partitioned.* has 2 partition.* has 4"):
