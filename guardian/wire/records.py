@@ -103,8 +103,8 @@ class AuditRecord(_Record):
 class DeadLetterSource(_Record):
     """Where a rejected record came from."""
 
-    transport: Literal["kafka", "mqtt", "file"]
-    topic: str
+    transport: Literal["kafka", "mqtt", "file", "http"]
+    topic: str  # for "http": the request's path
     partition: int | None = None
     offset: int | None = None
 

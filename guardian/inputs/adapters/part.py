@@ -27,6 +27,7 @@ from guardian.inputs.adapters.writer import EventWriter
 from guardian.inputs.cumulative import SeriesState
 from guardian.inputs.mapping import compile_mapping, load_inputs
 from guardian.inputs.otlp import OtlpConverter
+from guardian.inputs.records import DeadLetters
 from guardian.inputs.remote_write import RemoteWriteConverter
 from guardian.kafka.admin import create_missing_topics
 from guardian.manual.tokens import TokenFile
@@ -62,6 +63,7 @@ class Inputs:
             self.tokens,
             s.metric_topic,
             self._metrics,
+            dead_letters=DeadLetters(s.dlq_topic, s.dlq_max_original_bytes),
         )
         if s.otlp_topics:
             if s.create_topics:

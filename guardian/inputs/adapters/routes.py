@@ -9,8 +9,12 @@ Answers as Prometheus expects (it retries 5xx, and 429 with
   acknowledge in time, 429 when too many writes are already waiting on it
   (both with ``Retry-After``): nothing is lost, Prometheus sends again;
 - 413 above ``MAX_BODY_BYTES``; 400 for a body that can never be read (not
-  snappy block format, not a ``WriteRequest``);
-- 204 once every converted event is acknowledged on the metric topic.
+  snappy block format, not a ``WriteRequest``), after one dead letter with
+  the reason and the body's first ``MAX_DEAD_LETTER_BYTES`` (written if the
+  broker takes it in time; Prometheus drops the batch either way);
+- 204 once every converted event, and the request's dead letter when some
+  of its samples could not be used (no service, NaN, negative counters...:
+  the rejection reasons), is acknowledged.
 
 The series state advances only after the events are written, so a retried
 request computes the same increments. Requests in flight at once claim
@@ -18,11 +22,14 @@ their series between converting and committing: one that carries a series
 another request is still writing waits for it, then converts again against
 what that one committed (Prometheus resharding, or resending a request
 whose answer it missed, sends the same samples twice; they count once).
-The wait is bounded by the write timeout (then 503: send again). Samples that cannot be mapped are
-counted per reason (``guardian_input_samples_skipped_total``) and logged at
-most every ``_LOG_EVERY_S``, never per sample; an HTTP body has no place on
-the dead-letter topic (which records a Kafka origin), so nothing is
-dead-lettered here.
+The wait is bounded by the write timeout (then 503: send again).
+
+Samples left out are counted per reason
+(``guardian_input_samples_skipped_total``) and logged at most every
+``_LOG_EVERY_S``, never per sample; a request with rejected samples is
+dead-lettered once (source ``{"transport": "http", "topic": "/api/v1/write"}``),
+with ``3 of 12 samples not mapped: no_service=3`` as the reason. Without a
+dead-letter topic (``dead_letters=None``) nothing is dead-lettered.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -42,7 +50,13 @@ from guardian.inputs.adapters.body import read_body
 from guardian.inputs.assemble import Conversion
 from guardian.inputs.cumulative import StateBatch
 from guardian.inputs.prompb.remote_pb2 import WriteRequest
-from guardian.inputs.records import EventSink, OutRecord, event_records
+from guardian.inputs.records import (
+    DeadLetters,
+    EventSink,
+    OutRecord,
+    event_records,
+    request_dead_letter,
+)
 from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
@@ -54,6 +68,8 @@ INGEST_ROLE = "ingest"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_IN_FLIGHT = 32
 WRITE_TIMEOUT_S = 10.0
+# A dead letter keeps this much of a body at most: enough to see what sent it.
+MAX_DEAD_LETTER_BYTES = 64 * 1024
 _LOG_EVERY_S = 10.0
 _UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="guardian"'}
 _RETRY = {"Retry-After": "1"}
@@ -87,6 +103,8 @@ class RemoteWriteRoutes:
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
         write_timeout_s: float = WRITE_TIMEOUT_S,
+        dead_letters: DeadLetters | None = None,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.converter = converter
         self._writer = writer
@@ -96,6 +114,15 @@ class RemoteWriteRoutes:
         self._max_in_flight = max_in_flight
         self._write_timeout_s = write_timeout_s
         self._in_flight = 0
+        self._metrics = metrics
+        self._dead_letters = (
+            None
+            if dead_letters is None
+            else DeadLetters(
+                dead_letters.topic, min(dead_letters.max_original_bytes, MAX_DEAD_LETTER_BYTES)
+            )
+        )
+        self._clock_ms = clock_ms
         self._throttle = _Throttle(_LOG_EVERY_S)
         self._skipped: Counter[str] = Counter()  # since the last log line
         # The batches of the requests writing now, and when each ends.
@@ -136,17 +163,24 @@ class RemoteWriteRoutes:
         except DecodeError as exc:
             if self._throttle.due("unreadable"):
                 log.warning("remote_write_unreadable", reason=exc.reason, size=len(body))
+            await self._write_unreadable(body, exc.reason)
             raise ProblemError(400, "unreadable", exc.reason) from None
         conversion, state = await self._convert(message)
+        records = event_records(conversion.events, self._topic)
+        letter = self._letter(body, conversion.rejection_reason())
+        if letter is not None:
+            records.append(letter)
         ended = self._writing[state] = asyncio.Event()
         try:
-            await self._write(event_records(conversion.events, self._topic))
+            await self._write(records)
             state.commit()
         finally:
             state.release()  # a no-op after the commit
             del self._writing[state]
             ended.set()
         self._account.record(conversion.samples, len(conversion.events), conversion.skipped)
+        if letter is not None:
+            self._metrics.dead_letters.inc()
         rejected = conversion.rejected
         if rejected:
             self._skipped.update(rejected)
@@ -181,3 +215,24 @@ class RemoteWriteRoutes:
                 "Kafka did not acknowledge the events; send again",
                 headers=_RETRY,
             ) from None
+
+    def _letter(self, body: bytes, reason: str | None) -> OutRecord | None:
+        """The request's dead letter, when there is a reason and a dead-letter topic."""
+        if reason is None or self._dead_letters is None:
+            return None
+        return request_dead_letter(
+            self._dead_letters, path=PATH, original=body, reason=reason, now_ms=self._clock_ms()
+        )
+
+    async def _write_unreadable(self, body: bytes, reason: str) -> None:
+        """Dead-letter a body that can never be read; the 400 follows whether or not it lands."""
+        letter = self._letter(body, reason)
+        if letter is None:
+            return
+        try:
+            await asyncio.wait_for(self._writer.write([letter]), self._write_timeout_s)
+        except (SinkError, TimeoutError) as exc:
+            if self._throttle.due("dead_letter_unwritten"):
+                log.warning("remote_write_dead_letter_unwritten", error=str(exc) or "timeout")
+            return
+        self._metrics.dead_letters.inc()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from guardian.config.settings import Settings
+from guardian.inputs.remote_write import encode_write_request
 from tests.integration.inputs.support import (
     INGEST,
     committed_total,
@@ -119,3 +121,45 @@ async def test_remote_write_answers_as_prometheus_expects(
     assert "snappy" in unreadable[1]
     assert (unknown[0], missing[0], forbidden[0]) == (401, 401, 403)
     assert retried[0] == 204  # a resent request: acknowledged, its samples already counted
+
+
+async def test_remote_write_dead_letters_unusable_samples_and_unreadable_bodies_once(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Rejected samples: 204 and one letter per request; unreadable body: 400, one small letter."""
+    tokens = write_tokens(tmp_path / "tokens.yaml", INGEST)
+    settings = settings_factory(tokens_file=tokens)
+    labels = {"__name__": "http_requests_total", "environment": "production", "code": "200"}
+    request = write_request(
+        [
+            ({**labels, "job": "cart"}, [(T0_MS, 10), (T0_MS + 1000, 30)]),
+            (labels, [(T0_MS, 1), (T0_MS + 1000, 2)]),  # no job, no service label
+        ]
+    )
+    garbage = b"\x89PNG" + bytes(range(256)) * 2048  # 512 KiB that are not snappy
+    async with running(settings) as daemon:
+        bootstrap, port = daemon.bootstrap_servers, daemon.http_port
+        assert bootstrap
+        assert port
+        mixed = await post_write(port, request)
+        unreadable = await post_write(port, garbage)
+        letters = await read_keyed(bootstrap, settings.dlq_topic, 3, timeout_s=5)
+        events = await read_keyed(bootstrap, settings.metric_topic, 1, timeout_s=5)
+        dead_lettered = daemon.metrics.dead_letters._value.get()
+    assert (mixed[0], unreadable[0]) == (204, 400)
+    assert [event["values"]["requests"] for _, event in events] == [20.0]  # the rest counts
+    assert len(letters) == 2
+    rejected, unread = (letter for _, letter in letters)
+    assert rejected["source"] == {
+        "transport": "http",
+        "topic": "/api/v1/write",
+        "partition": None,
+        "offset": None,
+    }
+    assert rejected["reason"] == "2 of 4 samples not mapped: no_service=2"
+    assert base64.b64decode(rejected["original_b64"]) == encode_write_request(request)
+    assert "snappy" in unread["reason"]
+    assert unread["original_size"] == len(garbage)
+    assert unread["truncated"] is True
+    assert base64.b64decode(unread["original_b64"]) == garbage[: 64 * 1024]
+    assert dead_lettered == 2
