@@ -22,6 +22,8 @@ other modules read them.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,7 @@ SeriesKey = tuple[str, str]  # (region, cohort)
 
 # Why a rule did not fire at its last evaluation; formatted by explain().
 NOT_EVALUATED = "not evaluated yet"
+_ZERO_ROW = array("d", [0.0])
 
 
 class Binding:
@@ -108,7 +111,9 @@ class Series:
         "eval_at",
         "feeders",
         "last_ts",
-        "recent",
+        "recent_odd",
+        "recent_ts",
+        "recent_vals",
         "region",
         "rings",
         "schema",
@@ -132,9 +137,12 @@ class Series:
         self.buckets: BucketSet | None = None
         self.last_ts = -1
         # Samples within the lateness horizon, to recognise exact duplicates and to refill
-        # deploy windows: flat [ts, values, ts, values, ...] in time order, where values are
-        # packed as a tuple in ``schema`` key order when the keys match (most samples).
-        self.recent: list[Any] = []
+        # deploy windows, in time order: their times, and their values as rows of ``schema``
+        # key order in one flat array (8 bytes a value, no objects). A sample whose keys differ
+        # from the schema's keeps its dict in ``recent_odd`` (None while there is none).
+        self.recent_ts = array("q")
+        self.recent_vals = array("d")
+        self.recent_odd: list[dict[str, float] | None] | None = None
         self.schema: tuple[str, ...] = ()
         # ``compare`` tests this series feeds (as canary or as stable), per event of a deploy.
         self.stat_feeds: list[Feed] = []
@@ -197,50 +205,73 @@ class Series:
 
     def since(self, start_ms: int) -> list[tuple[int, dict[str, float]]]:
         """The remembered samples at or after ``start_ms``, in time order."""
-        recent = self.recent
-        return [
-            (recent[i], self._unpack(recent[i + 1]))
-            for i in range(0, len(recent), 2)
-            if recent[i] >= start_ms
-        ]
+        stamps = self.recent_ts
+        first = bisect_left(stamps, start_ms)
+        return [(stamps[k], self._sample(k)) for k in range(first, len(stamps))]
 
     def clear_deploy_windows(self) -> None:
         """Empty the deploy windows (before they are refilled)."""
         for agg in self.deploy_feeders:
             agg.clear()
 
-    def _unpack(self, packed: tuple[float, ...] | dict[str, float]) -> dict[str, float]:
-        if type(packed) is tuple:
-            return dict(zip(self.schema, packed, strict=True))
-        return packed  # type: ignore[return-value]
+    def _sample(self, k: int) -> dict[str, float]:
+        """The values of the ``k``-th remembered sample."""
+        odd = self.recent_odd
+        if odd is not None and odd[k] is not None:
+            return odd[k]  # type: ignore[return-value]
+        schema = self.schema
+        width = len(schema)
+        return dict(zip(schema, self.recent_vals[k * width : (k + 1) * width], strict=True))
 
     def remember(self, ts: int, values: dict[str, float], horizon: int) -> bool:
         """Keep a sample for the lateness horizon; False if it is an exact duplicate."""
-        recent = self.recent
-        if not recent:
+        stamps = self.recent_ts
+        if not stamps:
             self.schema = tuple(values)
-        keys = tuple(values)
-        packed: Any = tuple(values.values()) if keys == self.schema else values
+            self.recent_odd = None
+        fits = tuple(values) == self.schema
         if ts > self.last_ts:
             self.last_ts = ts
-            recent.append(ts)
-            recent.append(packed)
+            end = len(stamps)
         else:
-            end = len(recent)
-            while end and recent[end - 2] > ts:
-                end -= 2
-            i = end
-            while i and recent[i - 2] == ts:
-                if self._unpack(recent[i - 1]) == values:
+            end = bisect_right(stamps, ts)
+            k = end
+            while k and stamps[k - 1] == ts:
+                if self._sample(k - 1) == values:
                     return False
-                i -= 2
-            recent[end:end] = (ts, packed)
-        if recent[0] < horizon:
-            i = 2
-            while i < len(recent) and recent[i] < horizon:
-                i += 2
-            del recent[:i]
+                k -= 1
+        self._insert(end, ts, values, fits)
+        if stamps[0] < horizon:
+            gone = bisect_left(stamps, horizon)
+            del stamps[:gone]
+            del self.recent_vals[: gone * len(self.schema)]
+            odd = self.recent_odd
+            if odd is not None:
+                del odd[:gone]
+                if all(sample is None for sample in odd):
+                    self.recent_odd = None
         return True
+
+    def _insert(self, k: int, ts: int, values: dict[str, float], fits: bool) -> None:
+        """Put a sample at position ``k``: a row of the flat arrays, or (keys unlike the
+        schema's) a zero row with the dict beside it in ``recent_odd``."""
+        stamps, rows, width = self.recent_ts, self.recent_vals, len(self.schema)
+        odd = self.recent_odd
+        if not fits and odd is None:
+            odd = self.recent_odd = [None] * len(stamps)
+        if k == len(stamps):
+            stamps.append(ts)
+            if fits:
+                rows.extend(values.values())
+            else:
+                rows.extend(_ZERO_ROW * width)
+            if odd is not None:
+                odd.append(None if fits else values)
+            return
+        stamps.insert(k, ts)
+        rows[k * width : k * width] = array("d", values.values()) if fits else _ZERO_ROW * width
+        if odd is not None:
+            odd.insert(k, None if fits else values)
 
 
 class DeployState(msgspec.Struct):

@@ -172,6 +172,31 @@ class BucketContents(msgspec.Struct):
     counts: list[int]
 
 
+MeasureLayout = tuple[
+    list[tuple[str, str | None, float | None, int, int]],
+    dict[tuple[str, str | None, float | None], int],
+    int,
+]
+# One layout per measure list, shared by every BucketSet of it (one per service and region):
+# a fleet has a handful of measure lists, and each copy would cost ~750 bytes per region.
+_LAYOUTS: dict[tuple[tuple[str, str | None, float | None], ...], MeasureLayout] = {}
+
+
+def _layout(measures: list[tuple[str, str | None, float | None]]) -> MeasureLayout:
+    """(num key, den key, default, index, den index) per measure, the index by measure, ratios."""
+    key = tuple(measures)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        # Only ratio measures keep denominators.
+        ratios = [i for i, m in enumerate(measures) if m[1] is not None]
+        rows = [
+            (m[0], m[1], m[2], i, ratios.index(i) if m[1] is not None else -1)
+            for i, m in enumerate(measures)
+        ]
+        found = _LAYOUTS[key] = (rows, {m: i for i, m in enumerate(measures)}, len(ratios))
+    return found
+
+
 class BucketSet:
     """Sums of several measures in 30-second buckets over ``retention_ms``, in flat arrays.
 
@@ -203,14 +228,8 @@ class BucketSet:
         self, measures: list[tuple[str, str | None, float | None]], retention_ms: int
     ) -> None:
         width = len(measures)
-        # Only ratio measures keep denominators: (num key, den key, default, index, den index).
-        ratios = [i for i, m in enumerate(measures) if m[1] is not None]
-        self.measures = [
-            (m[0], m[1], m[2], i, ratios.index(i) if m[1] is not None else -1)
-            for i, m in enumerate(measures)
-        ]
-        self.dwidth = dwidth = len(ratios)
-        self.index = {m: i for i, m in enumerate(measures)}
+        self.measures, self.index, self.dwidth = _layout(measures)
+        dwidth = self.dwidth
         self.size = size = retention_ms // BUCKET_MS + 1
         self.starts = array("q", [-1]) * size
         self.nums = array("d", [0.0]) * (size * width)
