@@ -27,6 +27,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ class Seen:
     content_type: str
     body: Any
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it was answered (monotonic)
 
 
 @dataclass
