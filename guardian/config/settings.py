@@ -82,7 +82,9 @@ class Settings(BaseSettings):
         description="Longest a fetch waits for data; unset: 10 (embedded broker), 500 (Kafka)",
     )
     max_batch_records: int = Field(5_000, ge=1, description="Most records taken in one batch")
-    linger_ms: int = Field(2, ge=0, description="Producer linger: batching vs. command latency")
+    linger_ms: int = Field(
+        0, ge=0, description="Producer linger; 0 sends a command at once (a batch goes as one)"
+    )
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a group with no committed offsets starts"
     )
