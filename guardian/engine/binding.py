@@ -6,8 +6,19 @@ rules that kept their name). Reference cohorts (stable/baseline) also keep
 the windows canary rules compare against. A rule with a no-data alert gets
 its first silence check here.
 
+Rules that judge only a live deploy (``applies: during_deploy``) cost a
+binding and a window each on every series; most services have no live deploy
+most of the time. So they are bound only while their service has a deploy
+live (``attach`` when one opens, or when a series is first seen during one)
+and unbound again (``detach``) once it has stopped being live for a while:
+their progress restarts with every deploy anyway, and their windows are
+refilled from the series' remembered samples when a deploy opens. Rules with
+a no-data alert and ``compare`` rules stay bound always (their timers and
+tests run across deploys).
+
 Limits: label matchers are static per series, so matching happens once per
-series and rule pack, never per event.
+series and rule pack, never per event. ``explain`` of a deploy that ended
+long ago lists its always-bound rules only.
 """
 
 from __future__ import annotations
@@ -25,6 +36,19 @@ _REFERENCE = {"stable": "reference", "baseline": "reference"}
 _NO_WINDOW = SlidingAggregate("", None, None, 0)
 
 
+def deploy_only(rule: CompiledRule) -> bool:
+    """Whether ``rule`` needs no binding while its service has no live deploy."""
+    return rule.clipped and rule.stat_test is None and rule.spec.no_data.policy != "alert"
+
+
+def _reference_window(series: Series, rule: CompiledRule, kept: dict[AggKey, Window]) -> None:
+    """The window a canary ``rule`` reads from this reference-cohort series (kept if held)."""
+    key: AggKey = rule.agg_key  # type: ignore[assignment]
+    if key in kept:
+        series.adopt(key, kept[key])
+    series.aggregate(key)
+
+
 class Binder:
     """Attaches the rules in force to series (and re-attaches them after a reload)."""
 
@@ -40,14 +64,21 @@ class Binder:
         series: Series,
         kept: dict[AggKey, Window] | None = None,
         old: dict[str, Binding] | None = None,
+        *,
+        timers: bool = True,
     ) -> None:
-        """Attach every rule of ``st``'s plan that watches ``series``, reusing ``kept`` windows."""
+        """Attach every rule of ``st``'s plan that watches ``series``, reusing ``kept`` windows.
+
+        Deploy-only rules are left out unless a deploy is live. ``timers`` False
+        pushes no no-data check (the series already has them).
+        """
         kept = kept or {}
         old = old or {}
         ring = self._rules.ring
         region, cohort = series.region, series.cohort
+        live = series.deploy_bound = st.deploy_live
         for r in st.plan.rules:
-            if not r.region(region):
+            if not r.region(region) or (not live and deploy_only(r)):
                 continue
             if r.cohort(cohort):
                 for key in (r.agg_key, r.volume_key):
@@ -67,7 +98,7 @@ class Binder:
                 if r.stat_test is not None:
                     b.comparison = self._comparison(st, r, region)
                     series.stat_feeds.append(b.comparison.feed_canary)
-                if r.spec.no_data.policy == "alert":
+                if timers and r.spec.no_data.policy == "alert":
                     self._timers.push(st.watermark + r.spec.no_data.after, NoDataCheck(st, b))
             elif r.stat_test is not None:
                 if cohort == "stable":  # the cohort ``compare: {baseline: stable}`` names
@@ -75,7 +106,7 @@ class Binder:
             elif r.baseline is not None and _REFERENCE.get(r.baseline.baseline) == _REFERENCE.get(
                 cohort, "-"
             ):  # a reference cohort for canary rules: keep the same window for comparison
-                series.aggregate(r.agg_key)  # type: ignore[arg-type]
+                _reference_window(series, r, kept)
         series.buckets = st.region_buckets(region)
         series.undeployed = [b for b in series.bindings if not b.rule.clipped]
         series.eval_at = 0
@@ -89,6 +120,26 @@ class Binder:
             assert rule.stat_test is not None  # noqa: S101 - only called for compare rules
             found = st.comparisons[key] = Comparison(rule, rule.stat_test)
         return found
+
+    def attach(self, st: ServiceState) -> None:
+        """A deploy went live: bind its deploy-only rules on every series, in plan order.
+
+        Rules already bound keep their binding and progress; the new windows are
+        empty until the deploy's catch-up refills them.
+        """
+        for series in st.series.values():
+            if not series.deploy_bound:
+                self._rebuild(st, series)
+
+    def detach(self, st: ServiceState) -> None:
+        """No deploy is live: unbind deploy-only rules and drop their windows, series by series."""
+        for series in st.series.values():
+            if series.deploy_bound:
+                self._rebuild(st, series)
+
+    def _rebuild(self, st: ServiceState, series: Series) -> None:
+        old = {b.rule.name: b for b in series.bindings}
+        self.bind(st, series, series.rebind(), old, timers=False)
 
     def rebind(self, st: ServiceState) -> None:
         """After a reload: bind ``st``'s series to its new plan, keeping windows and progress.

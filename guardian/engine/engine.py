@@ -22,7 +22,8 @@ of a replay); ``advance_idle`` is the daemon's idle tick: wall-clock time
 passed with no input, which fires only rollback escalations (a bake end or a
 silence check fired ahead of events still to come would judge them
 differently from a replay of the same events). Idle services are swept once
-a minute of event time.
+a minute of event time; the same sweep unbinds the deploy-only rules of
+services whose deploy stopped being live an hour ago (``binding.py``).
 
 Limits: a rule is evaluated when its own series receives a sample (or, for
 no-data, by a timer); a series that falls silent mid-``for`` is not
@@ -55,6 +56,9 @@ from guardian.wire.events import CheckEvent, DeployEvent, InputEvent, MetricEven
 _NONE: list[Decision] = []
 _SWEEP_EVERY_MS = 60_000  # event time between idle-service sweeps
 _NO_SWEEP = 1 << 62
+# How long (event time) a deploy's rules stay bound after it stopped being live, so that
+# ``explain`` still shows them; then the sweep unbinds them and drops their windows.
+_DEPLOY_RULES_KEPT_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +104,7 @@ class Engine:
             self._services, self._binder, self._firing, allowed_lateness_ms=allowed_lateness_ms
         )
         self._lifecycle = Lifecycle(
-            self._services, self._deploys, self._timers, self._rules, self._firing
+            self._services, self._deploys, self._timers, self._rules, self._firing, self._binder
         )
         self._on_metric = self._intake.on_metric  # bound once: the hottest call
         # Services silent this long (event time) without a live deploy are forgotten.
@@ -159,6 +163,8 @@ class Engine:
         if now_ms >= self._next_sweep_ms and self._idle_ttl_ms is not None:
             self._next_sweep_ms = now_ms + _SWEEP_EVERY_MS
             self._services.expire_idle(now_ms - self._idle_ttl_ms)
+            for st in self._services.released_before(now_ms - _DEPLOY_RULES_KEPT_MS):
+                self._binder.detach(st)
         return self._fire_due(now_ms, escalations_only=False)
 
     def advance_idle(self, now_ms: int) -> list[Decision]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from guardian.engine.binding import Binder
 from guardian.engine.decision import Decision
 from guardian.engine.deploys import DeployBook
 from guardian.engine.evaluate import format_duration
@@ -41,7 +42,7 @@ _NONE: list[Decision] = []
 class Lifecycle:
     """Deploy and check events, and what happens when their timers come due."""
 
-    __slots__ = ("_deploys", "_firing", "_rules", "_services", "_timers")
+    __slots__ = ("_binder", "_deploys", "_firing", "_rules", "_services", "_timers")
 
     def __init__(
         self,
@@ -50,7 +51,9 @@ class Lifecycle:
         timers: TimerQueue,
         rules: RuleIndex,
         firing: Firing,
+        binder: Binder,
     ) -> None:
+        self._binder = binder
         self._services = services
         self._deploys = deploys
         self._timers = timers
@@ -126,6 +129,7 @@ class Lifecycle:
         self._deploys.open(deploy, replaces=st.deploy)
         st.deploy = deploy
         st.deploy_live = True
+        self._binder.attach(st)  # deploy-only rules, unbound while no deploy was live
         for series in st.series.values():
             for b in series.bindings:
                 if b.rule.scope == "during_deploy":

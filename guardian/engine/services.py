@@ -26,6 +26,7 @@ silent; a live deploy's series may take the count past the cap.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from sys import intern
 from typing import Literal
 
 from guardian.engine.deploys import DeployBook
@@ -94,9 +95,9 @@ class ServiceTable:
         key = (service, environment)
         st = self.by_key.get(key)
         if st is None:
-            st = self.by_key[key] = ServiceState(
-                service, environment, self._rules.plan(service, environment)
-            )
+            environment = intern(environment)  # a handful of names for the whole fleet
+            st = ServiceState(service, environment, self._rules.plan(service, environment))
+            self.by_key[st.key] = st
         return st
 
     def admit(self, service: str, environment: str) -> ServiceState | None:
@@ -126,6 +127,8 @@ class ServiceTable:
             self.refused["new_series"] += 1  # junk must never cost a real deploy its rollback
             return None
         self._series_count += 1
+        # Region and cohort names repeat across every service: one copy of each.
+        region, cohort = intern(region), intern(cohort)
         series = st.series[(region, cohort)] = Series(region, cohort)
         return series
 
@@ -157,6 +160,16 @@ class ServiceTable:
         count = self.forget(idle)
         self.expired += count
         return count
+
+    def released_before(self, cutoff_ms: int) -> list[ServiceState]:
+        """Services with deploy-only rules still bound whose deploy stopped being live by then."""
+        return [
+            st
+            for st in self.by_key.values()
+            if not st.deploy_live
+            and 0 <= st.released_ms < cutoff_ms
+            and any(series.deploy_bound for series in st.series.values())
+        ]
 
     def replan(self) -> None:
         """After a reload: every service takes the plan of the new rules."""

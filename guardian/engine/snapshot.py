@@ -57,9 +57,11 @@ REBUILT: dict[type, dict[str, str]] = {
         "comparisons": "compare tests restart on restore from the next events (a limit)",
         "key": "service and environment",
         "plan": "the rules in force",
+        "released_ms": "deploy rules are bound on restore only if the deploy is live",
     },
     Series: {
         "buckets": "the service's baselines of the region",
+        "deploy_bound": "follows deploy_live when rebound",
         "deploy_feeders": "rebound",
         "eval_at": "0: judged at the next sample",
         "feeders": "rebound",

@@ -107,6 +107,7 @@ class Series:
         "bindings",
         "buckets",
         "cohort",
+        "deploy_bound",
         "deploy_feeders",
         "eval_at",
         "feeders",
@@ -132,6 +133,10 @@ class Series:
         self.rings: dict[int, RingSet] = {}
         # Without a live deploy no binding is due before this event time (0: evaluate).
         self.eval_at = 0
+        # Whether the rules that judge only a live deploy are bound (``Binder.attach``):
+        # a series of a service with no live deploy carries neither their progress nor
+        # their windows.
+        self.deploy_bound = False
         self.bindings: list[Binding] = []
         self.undeployed: list[Binding] = []  # bindings judged without a live deploy
         self.buckets: BucketSet | None = None
@@ -357,6 +362,7 @@ class ServiceState:
         "live_version",
         "plan",
         "prior_version",
+        "released_ms",
         "series",
         "service",
         "watermark",
@@ -374,6 +380,7 @@ class ServiceState:
         self.baselines: dict[str, BucketSet] = {}
         self.deploy: DeployState | None = None
         self.deploy_live = False  # a deploy is active or baking: feed clipped windows
+        self.released_ms = -1  # event time the last live deploy stopped being live
         self.check_fired: dict[tuple[str, str, str, str], int] = {}
         # (rule, region) → the ``compare`` test both cohorts' series of the region feed.
         self.comparisons: dict[tuple[str, str], Comparison] = {}
@@ -402,6 +409,7 @@ class ServiceState:
     def release(self) -> None:
         """The deploy stopped being live: deploy windows are not fed or read until the next."""
         self.deploy_live = False
+        self.released_ms = self.watermark
         for series in self.series.values():
             series.release()
 
