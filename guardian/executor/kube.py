@@ -76,7 +76,7 @@ def load_kubeconfig(path: Path | None) -> KubeConfig:
     """The kubeconfig: ``path``, else in-cluster, ``$KUBECONFIG``, ``~/.kube/config``."""
     try:
         return KubeConfig.from_file(path) if path is not None else KubeConfig.from_env()
-    except (LightkubeConfigError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - lightkube lets its YAML, msgspec and key errors out
         where = str(path) if path else "in-cluster, $KUBECONFIG or ~/.kube/config"
         raise ConfigError(f"cannot load the kubeconfig ({where}): {exc}") from None
 

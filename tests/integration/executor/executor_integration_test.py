@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from pydantic import SecretStr
@@ -217,3 +218,76 @@ async def test_a_crash_between_patch_and_record_is_resumed_without_a_second_patc
     assert event["type"] == "rolled_back"
     assert "after a restart" in event["detail"]
     assert fake.patches() == []
+
+
+async def test_pause_abort_expired_and_unknown_targets(
+    settings_factory: Callable[..., Settings], fake: FakeKube, tmp_path: Path
+) -> None:
+    """A pause sets spec.paused; a GitOps canary is aborted only; stale and unknown ones fail."""
+    fake.add_workload(
+        "Rollout", "cart", canary=True, labels={"argocd.argoproj.io/instance": "shop"}
+    )
+    settings = executor_settings(settings_factory(), fake, tmp_path)
+    bootstrap = settings.bootstrap_servers or ""
+    pause = {
+        "kind": "pause_command",
+        "version": 1,
+        "command_id": "ps-1",
+        "deploy_id": "d-pause",
+        "service": "checkout",
+        "environment": "production",
+        "regions": ["us-east"],
+        "rule": "canary-latency",
+        "reason": "latency",
+        "evidence": {},
+        "issued_at": command()["issued_at"],
+    }
+    expired = command(deploy_id="d-old", key=None)
+    expired["issued_at"] = "2026-11-24T00:00:00.000Z"
+    records = [
+        pause,
+        command(deploy_id="d-cart", service="cart", key=None),
+        expired,
+        command(deploy_id="d-nowhere", service="search", key=None),
+        {"kind": "audit", "service": "checkout"},
+    ]
+    async with running(settings) as executor:
+        await produce_json(bootstrap, settings.command_topic, records)
+        events = await read_until(
+            bootstrap,
+            settings.deploy_topic,
+            lambda seen: {"d-cart", "d-nowhere"} <= {e["deploy_id"] for e in seen},
+        )
+        await eventually(
+            lambda: (
+                value(
+                    executor, "guardian_executor_applied_total", action="pause", kind="Deployment"
+                )
+                == 1
+            )
+        )
+        assert executor.http_port is not None
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{executor.http_port}"
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+            async with http.get(f"{base}/readyz") as response:
+                assert response.status == 200
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+    by_deploy = {e["deploy_id"]: e for e in events}
+    assert set(by_deploy) == {"d-cart", "d-nowhere"}, "a pause reports no deploy event"
+    assert by_deploy["d-cart"]["type"] == "rolled_back"
+    assert "aborted" in by_deploy["d-cart"]["detail"]
+    assert by_deploy["d-nowhere"]["type"] == "failed"
+    assert "no target in targets.yaml" in by_deploy["d-nowhere"]["detail"]
+    assert fake.get("Deployment", "checkout")["spec"]["paused"] is True
+    cart_patches = [p for p in fake.patches() if "rollouts/cart" in p.path]
+    assert [p.path.rsplit("/", 1)[-1] for p in cart_patches] == ["status"], "abort only"
+    assert 'guardian_executor_refused_total{reason="expired"} 1.0' in metrics
+    assert 'guardian_executor_commands_received_total{kind="other"} 1.0' in metrics
+    audits = await read_until(bootstrap, settings.audit_topic, lambda seen: len(seen) >= 4)
+    cart = next(a for a in audits if a.get("deploy_id") == "d-cart")
+    assert cart["details"]["targets"][0]["gitops"] == "argocd.argoproj.io/instance=shop"
+    assert "self-heal" in cart["details"]["targets"][0]["notes"][0]
+    assert any(a["event"] == "executor_paused" for a in audits)
