@@ -15,6 +15,7 @@ import orjson
 from guardian.actions.commands import command_from_decision
 from guardian.engine.decision import Decision
 from guardian.wire.records import AuditRecord, RollbackCommand, format_time
+from guardian.wire.signing import SigningError, sign
 
 # "deploy" and "metric" carry input events on to their Kafka topic (MQTT events
 # for services another replica owns); "incident" is the CDEvents incident topic.
@@ -93,6 +94,21 @@ def notification_entry(
     }
 
 
+def _signed(pause: dict[str, Any], signing_key: bytes | None) -> dict[str, Any]:
+    """The pause command signed like a rollback command (executors refuse unsigned ones).
+
+    Signed as written (orjson writes a non-finite float as null); evidence JCS
+    cannot canonicalize (an integer beyond ±(2**53 - 1)) leaves it unsigned.
+    """
+    if signing_key is None:
+        return pause
+    written: dict[str, Any] = orjson.loads(orjson.dumps(pause))
+    try:
+        return {**written, "signature": sign(written, signing_key)}
+    except SigningError:
+        return written
+
+
 def outputs_for(
     decision: Decision, *, now_ms: int, signing_key: bytes | None
 ) -> tuple[list[OutputRecord], RollbackCommand | None]:
@@ -116,7 +132,7 @@ def outputs_for(
             "evidence": decision.evidence,
             "issued_at": format_time(now_ms),
         }
-        records.append(OutputRecord("command", key, orjson.dumps(pause)))
+        records.append(OutputRecord("command", key, orjson.dumps(_signed(pause, signing_key))))
     audit = audit_for(decision, now_ms=now_ms, command=command)
     records.append(OutputRecord("audit", key, audit.model_dump_json().encode()))
     entry = notification_entry(decision, now_ms=now_ms, command=command)

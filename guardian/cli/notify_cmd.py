@@ -87,7 +87,7 @@ def report(lines: list[bytes], key: bytes) -> int:
             bad += 1
             continue
         if not isinstance(record, dict) or record.get("kind") != "rollback_command":
-            continue  # pause commands and other records carry no signature
+            continue  # only rollback commands are checked here
         checked += 1
         command_id = record.get("command_id", f"line {number}")
         outcome = check_signature(record, key)

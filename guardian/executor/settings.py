@@ -149,3 +149,30 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of setting: value")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+EXECUTOR_FLAGS = {
+    "targets_file": "--targets",
+    "kubeconfig": "--kubeconfig",
+    "executor_http": "--http",
+    "executor_group_id": "--group-id",
+    "dry_run": "--dry-run",
+}
+
+
+def executor_reference_table() -> str:
+    """Markdown: the executor's own settings (the rest are the daemon's, same variables)."""
+    lines = [
+        "| setting (YAML key) | environment | flag | default | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, field in ExecutorSettings.model_fields.items():
+        if name in Settings.model_fields:
+            continue
+        flag = f"`{EXECUTOR_FLAGS[name]}`" if name in EXECUTOR_FLAGS else ""
+        default = "—" if field.default is None else f"`{field.default}`"
+        lines.append(
+            f"| `{name}` | `GUARDIAN_{name.upper()}` | {flag} | {default} "
+            f"| {field.description or ''} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from guardian.actions.outputs import outputs_for
 from guardian.errors import DecodeError
 from guardian.executor.command import decode_command
+from guardian.wire.signing import check
+from tests.unit.actions.commands_test import _decision
 
 ROLLBACK = {
     "kind": "rollback_command",
@@ -78,3 +81,17 @@ def test_invalid_commands_are_decode_errors(value: bytes, reason: str) -> None:
     """Bad JSON or a command missing fields says why."""
     with pytest.raises(DecodeError, match=reason):
         decode_command(value)
+
+
+def test_the_guardians_pause_commands_are_signed_for_the_executor() -> None:
+    """With a signing key, a pause command verifies like a rollback command does."""
+    decision = _decision(action="pause", evidence={"observed": 200.0, "huge": 2**60})
+    records, _ = outputs_for(_decision(action="pause"), now_ms=1795478461000, signing_key=b"k")
+    command = decode_command(records[0].value)
+    assert command is not None
+    assert command.signature is not None
+    assert check(command.payload, b"k").ok
+    unsigned, _ = outputs_for(decision, now_ms=1795478461000, signing_key=b"k")
+    assert "signature" not in orjson.loads(unsigned[0].value), "JCS cannot sign 2**60"
+    plain, _ = outputs_for(_decision(action="pause"), now_ms=1795478461000, signing_key=None)
+    assert "signature" not in orjson.loads(plain[0].value)
