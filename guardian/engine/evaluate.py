@@ -114,7 +114,7 @@ def evaluate(  # noqa: PLR0911, PLR0912, PLR0915 - the hot path: one call per ru
         cutoff = deploy.started_at_ms - 1
     agg = b.agg
     entries = agg.entries
-    if not entries or entries[0][0] <= cutoff:  # rings keep no entries: always slide them
+    if not entries or entries[agg.head] <= cutoff:  # rings keep no entries: always slide them
         agg.evict(cutoff)
     n = b.last_samples = agg.count
     if n < rule.min_samples:

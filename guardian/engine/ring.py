@@ -27,6 +27,7 @@ class RingColumn:
 
     # Never holds exact samples; kept so readers can treat every window alike.
     entries: ClassVar[tuple[()]] = ()
+    head: ClassVar[int] = 0
 
     __slots__ = (
         "count",

@@ -25,6 +25,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from sys import intern
 from typing import Any
 
 import msgspec
@@ -41,6 +42,19 @@ SeriesKey = tuple[str, str]  # (region, cohort)
 # Why a rule did not fire at its last evaluation; formatted by explain().
 NOT_EVALUATED = "not evaluated yet"
 _ZERO_ROW = array("d", [0.0])
+# Key tuples of the lateness buffers: a fleet sends a handful, each series would copy one.
+_SCHEMAS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _schema(values: dict[str, float]) -> tuple[str, ...]:
+    """The keys of ``values`` as a tuple shared by every series with the same keys."""
+    keys = tuple(values)
+    found = _SCHEMAS.get(keys)
+    if found is None:
+        if len(_SCHEMAS) >= 1024:  # bounded: names that vary per event must not pile up
+            _SCHEMAS.clear()
+        found = _SCHEMAS[keys] = tuple(intern(key) for key in keys)
+    return found
 
 
 class Binding:
@@ -232,7 +246,7 @@ class Series:
         """Keep a sample for the lateness horizon; False if it is an exact duplicate."""
         stamps = self.recent_ts
         if not stamps:
-            self.schema = tuple(values)
+            self.schema = _schema(values)
             self.recent_odd = None
         fits = tuple(values) == self.schema
         if ts > self.last_ts:

@@ -4,7 +4,7 @@
 sliding window ``(cutoff, now]`` with running sums, so adding a sample and
 reading a mean, sum, count or ratio are O(1) (amortised); min, max and
 percentiles scan the window. Out-of-order samples are inserted in timestamp
-order; a window holds no deque until its first sample and gives it back when
+order; a window holds no array until its first sample and gives it back when
 it empties (most deploy-scoped windows are empty most of the time).
 ``BucketSet`` keeps 30-second buckets of the same sums for long look-backs
 (the 30-minute pre-deploy baseline) in bounded memory. Long always-on windows
@@ -19,8 +19,6 @@ error cannot accumulate forever.
 from __future__ import annotations
 
 from array import array
-from bisect import insort
-from collections import deque
 
 import msgspec
 
@@ -39,17 +37,24 @@ __all__ = [
 BUCKET_MS = 30_000  # baseline resolution: the bucket holding the deploy start is left out
 
 
-# The entries of every empty-from-birth window; never appended to.
-_EMPTY: deque[tuple[int, float, float]] = deque(maxlen=0)
+# The entries of every empty window; never appended to.
+_EMPTY = array("d")
 
 
 class SlidingAggregate:
-    """Samples ``(ts, num, den)`` in ``(cutoff, now]`` with running sums."""
+    """Samples ``(ts, num, den)`` in ``(cutoff, now]`` with running sums.
+
+    The samples live in one flat float array, ``ts, num, den`` after one
+    another in time order (event times are below 2**53, so exact as floats),
+    from ``head`` on: 24 bytes a sample and no object per sample. Eviction
+    moves ``head`` and compacts once half the array is behind it.
+    """
 
     __slots__ = (
         "count",
         "den_key",
         "entries",
+        "head",
         "num_default",
         "num_key",
         "sum_den",
@@ -65,7 +70,8 @@ class SlidingAggregate:
         self.den_key = den_key
         self.num_default = num_default
         # Shared and empty until the first sample: most deploy windows stay empty.
-        self.entries: deque[tuple[int, float, float]] = _EMPTY
+        self.entries: array[float] = _EMPTY
+        self.head = 0  # index of the oldest sample's time in ``entries``
         self.sum_num = 0.0
         self.sum_den = 0.0
         self.count = 0
@@ -86,32 +92,48 @@ class SlidingAggregate:
             return
         entries = self.entries
         if entries is _EMPTY:
-            entries = self.entries = deque()
-        if not entries or ts >= entries[-1][0]:
-            entries.append((ts, num, den))
+            entries = self.entries = array("d")
+        if not entries or ts >= entries[-3]:
+            entries.append(ts)
+            entries.append(num)
+            entries.append(den)
         else:
-            insort(entries, (ts, num, den))
+            self._insert(ts, num, den)
         self.sum_num += num
         self.sum_den += den
         self.count += 1
-        if entries[0][0] <= cutoff:
+        if entries[self.head] <= cutoff:
             self.evict(cutoff)
+
+    def _insert(self, ts: int, num: float, den: float) -> None:
+        """Out of order: after every sample that sorts at or before ``(ts, num, den)``."""
+        entries = self.entries
+        new = (ts, num, den)
+        i = len(entries)
+        while i > self.head and (entries[i - 3], entries[i - 2], entries[i - 1]) > new:
+            i -= 3
+        entries[i:i] = array("d", new)
 
     def clear(self) -> None:
         """Forget every sample (and the memory that held them)."""
         self.entries = _EMPTY
+        self.head = 0
         self.sum_num = self.sum_den = 0.0
         self.count = 0
 
     def samples(self) -> list[tuple[int, float, float]]:
         """The samples held, oldest first (for a snapshot)."""
-        return list(self.entries)
+        entries = self.entries
+        return [
+            (int(entries[i]), entries[i + 1], entries[i + 2])
+            for i in range(self.head, len(entries), 3)
+        ]
 
     def load(self, samples: list[tuple[int, float, float]]) -> None:
         """Replace the samples held (from a snapshot), recomputing the running sums."""
         self.clear()
         if samples:
-            self.entries = deque(samples)
+            self.entries = array("d", [x for sample in samples for x in sample])
             for _, num, den in samples:
                 self.sum_num += num
                 self.sum_den += den
@@ -120,15 +142,22 @@ class SlidingAggregate:
     def evict(self, cutoff: int) -> None:
         """Drop samples at or before ``cutoff``."""
         entries = self.entries
-        while entries and entries[0][0] <= cutoff:
-            _, num, den = entries.popleft()
-            self.sum_num -= num
-            self.sum_den -= den
+        head, end = self.head, len(entries)
+        while head < end and entries[head] <= cutoff:
+            self.sum_num -= entries[head + 1]
+            self.sum_den -= entries[head + 2]
             self.count -= 1
-        if not entries:
+            head += 3
+        if head >= end:
             self.entries = _EMPTY
+            self.head = 0
             self.sum_num = self.sum_den = 0.0
             self.count = 0
+        elif head * 2 > end:
+            del entries[:head]
+            self.head = 0
+        else:
+            self.head = head
 
     def value(self, aggregate: str) -> float | None:  # noqa: PLR0911 - one return per aggregate
         """The window's aggregate, or None when it is undefined (empty, zero denominator)."""
@@ -142,7 +171,7 @@ class SlidingAggregate:
             return self.sum_num
         if aggregate == "count":
             return float(self.count)
-        nums = [e[1] for e in self.entries]
+        nums = self.entries[self.head + 1 :: 3].tolist()
         if aggregate == "min":
             return min(nums)
         if aggregate == "max":

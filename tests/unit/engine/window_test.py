@@ -36,7 +36,7 @@ def test_sliding_sums_match_brute_force(data: list[tuple[int, float, float]], wi
     assert agg.count == len(inside)
     assert agg.sum_num == pytest.approx(sum(s[1] for s in inside), abs=1e-6)
     assert agg.sum_den == pytest.approx(sum(s[2] for s in inside), abs=1e-6)
-    assert [e[0] for e in agg.entries] == sorted(e[0] for e in agg.entries)
+    assert [e[0] for e in agg.samples()] == sorted(e[0] for e in agg.samples())
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_ring_matches_exact_window_at_bucket_resolution(
     exact.evict(now - window)
     bucket = ring.bucket_ms
     edge = (now - window) // bucket * bucket + bucket  # ring starts at this bucket
-    inside = [e for e in exact.entries if e[0] >= edge]
+    inside = [e for e in exact.samples() if e[0] >= edge]
     assert ring.count == len(inside)
     assert ring.sum_num == pytest.approx(sum(e[1] for e in inside), abs=1e-6)
     assert ring.sum_den == pytest.approx(sum(e[2] for e in inside), abs=1e-6)
