@@ -56,3 +56,15 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     """An unreadable file is named."""
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_executor_settings(tmp_path / "missing.yaml")
+
+
+def test_the_readme_documents_every_executor_setting() -> None:
+    """The README's executor table is the one generated from the settings model."""
+    from guardian.executor.settings import executor_reference_table
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = text.index("<!-- executor-reference:start -->\n") + len(
+        "<!-- executor-reference:start -->\n"
+    )
+    end = text.index("<!-- executor-reference:end -->")
+    assert text[start:end] == executor_reference_table()
