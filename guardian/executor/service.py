@@ -1,12 +1,14 @@
 """``guardian execute``'s lifecycle and Kafka loop: commands in, patches out, outcomes back.
 
-One ``AsyncExitStack`` opens, in order: the topics (created when missing,
-the ledger's compacted), the sink, the ledger (read back before anything is
-consumed), the Kubernetes clients, the HTTP endpoints and the consumer (its
-own group, ``executor_group_id``). Each batch's commands run concurrently
-(one rollout may take minutes, another command must not wait for it); the
-batch's outputs are flushed, then its offsets committed (at-least-once; the
-ledger turns redelivery into a no-op).
+One ``AsyncExitStack`` opens, in order: the Kubernetes clients, the topics
+(created when missing, the ledger's compacted), the sink, the ledger (read
+back before anything is consumed), the HTTP endpoints and the consumer (its
+own group, ``executor_group_id``). A batch's commands run one task per
+service: one rollout may take minutes and another service's command must not
+wait for it, while one service's commands (a pause, then a rollback) run in
+order and never race on one workload. The batch's outputs are flushed, then
+its offsets committed (at-least-once; the ledger turns redelivery into a
+no-op).
 
 Per command, in order: decode (invalid → refused), verify the signature
 when ``signing_key`` is set (unsigned or forged → refused: audited, counted,
@@ -151,11 +153,21 @@ class Executor:
     async def _batch(
         self, api: KubeApi, sink: KafkaSink, source: KafkaSource, records: list[RawRecord]
     ) -> None:
+        """Act on a batch, one task per service (in record order within it); flush; commit."""
         first: dict[str, RawRecord] = {}
-        tasks: dict[int, asyncio.Task[bool]] = {}
+        done: dict[int, bool] = {}
+        by_key: dict[bytes | None, list[int]] = {}
+        for index, record in enumerate(records):
+            by_key.setdefault(record.key, []).append(index)
+
+        async def in_order(indexes: list[int]) -> None:
+            # A pause and a rollback of one service must not race on the same workload.
+            for index in indexes:
+                done[index] = await self._handle(api, sink, records[index], first)
+
         async with asyncio.TaskGroup() as group:
-            for index, record in enumerate(records):
-                tasks[index] = group.create_task(self._handle(api, sink, record, first))
+            for indexes in by_key.values():
+                group.create_task(in_order(indexes))
         await sink.flush()
         if self.settings.dry_run:
             return
@@ -165,7 +177,7 @@ class Executor:
             position = (record.topic, record.partition)
             if position in blocked:
                 continue
-            if not tasks[index].result():
+            if not done[index]:
                 blocked.add(position)  # not finished: redelivered (and resumed) later
                 continue
             offsets[position] = record.offset + 1

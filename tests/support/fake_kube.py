@@ -366,6 +366,11 @@ class FakeKube:
 
     async def _converge(self, obj: dict[str, Any]) -> None:
         await asyncio.sleep(self.converge_after_s)
+        self.finish(obj["kind"], obj["metadata"]["name"], obj["metadata"]["namespace"])
+
+    def finish(self, kind: str, name: str, namespace: str = "shop") -> None:
+        """The controller finishes the object's rollout now (as after ``converge_after_s``)."""
+        obj = self.get(kind, name, namespace)
         generation = obj["metadata"]["generation"]
         if obj["kind"] == "Deployment":
             if self.deadline_exceeded:

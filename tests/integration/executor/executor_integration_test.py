@@ -291,3 +291,22 @@ async def test_pause_abort_expired_and_unknown_targets(
     assert cart["details"]["targets"][0]["gitops"] == "argocd.argoproj.io/instance=shop"
     assert "self-heal" in cart["details"]["targets"][0]["notes"][0]
     assert any(a["event"] == "executor_paused" for a in audits)
+
+
+async def test_a_drain_during_a_rollout_leaves_it_to_the_next_start(
+    settings_factory: Callable[..., Settings], fake: FakeKube, tmp_path: Path
+) -> None:
+    """SIGTERM while waiting: nothing reported or committed; the restart reports, unpatched."""
+    fake.converge_after_s = 3600  # the rollout does not finish while the first executor waits
+    settings = executor_settings(settings_factory(signing_key=SecretStr(KEY)), fake, tmp_path)
+    bootstrap = settings.bootstrap_servers or ""
+    await produce_json(bootstrap, settings.command_topic, [command()])
+    async with running(settings):
+        await eventually(lambda: any(p.status == 200 for p in fake.patches()))
+    assert await read_for(bootstrap, settings.deploy_topic, 0.5) == []
+    fake.finish("Deployment", "checkout")
+    async with running(settings):  # the same group: the command was not committed
+        (event,) = await read_until(bootstrap, settings.deploy_topic, _reports("d-exec"))
+    assert event["type"] == "rolled_back"
+    assert "after a restart" in event["detail"]
+    assert len([p for p in fake.patches() if p.status == 200]) == 1
