@@ -181,6 +181,7 @@ async def test_openapi_document_is_served_without_token(api: Api) -> None:
     doc = await resp.json()
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
+        "/v1/events",
         "/v1/rollbacks",
         "/v1/rollbacks/{id}",
         "/v1/rollbacks/{id}/approve",

@@ -8,7 +8,7 @@ the service rather than stopping at "nothing to roll back".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +20,43 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from guardian.api.openapi import openapi_document
 from guardian.api.routes import RollbackRoutes
+from guardian.inputs.adapters.webhook import DeployWebhook
+from guardian.inputs.records import OutRecord
 from guardian.manual.policy import ManualPolicy
 from guardian.manual.service import ManualService
 from guardian.manual.tokens import TokenFile
 from guardian.manual.view import MemoryRequestLog
+from guardian.metrics import GuardianMetrics
 from tests.support.manual import (
+    PEOPLE,
     Clock,
     RecordingWriter,
     auth,
     make_deploy,
     serve_in_thread,
+    token_of,
     write_tokens,
 )
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 
 
+class _DeployTopic:
+    """The webhook's Kafka writer, faked at its ``EventSink`` protocol: takes everything."""
+
+    ready = True
+
+    async def write(self, records: Sequence[OutRecord]) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of the API served from a background thread for this module."""
-    tokens = TokenFile(write_tokens(Path(tmp_path_factory.mktemp("tokens")) / "tokens.yaml"))
+    # bob also announces deploys, so generated webhook calls get past the role check.
+    people = {**PEOPLE, "bob": (["DevOps Lead", "deployer"], token_of("bob"))}
+    path = Path(tmp_path_factory.mktemp("tokens")) / "tokens.yaml"
+    tokens = TokenFile(write_tokens(path, people))
     tokens.load()
     service = ManualService(
         MemoryRequestLog(),
@@ -50,6 +67,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     app = web.Application()
     RollbackRoutes(service, tokens).install(app)
+    # Any timestamp the schema allows (up to 2100) is taken: a clock bound is no schema's.
+    DeployWebhook(
+        _DeployTopic(), tokens, "deploy.events", GuardianMetrics(), max_future_skew_ms=10**13
+    ).install(app)
     with serve_in_thread(app) as url:
         yield url
 
