@@ -208,8 +208,12 @@ async def test_the_pipeline_decides_what_replay_decides(
         assert await _daemon(rules, events, schedule, seed) == expected
 
 
-def test_the_demo_rollback_is_decided_by_availability() -> None:
-    """The demo's bad canary is rolled back for its availability drop, as the story says."""
+def test_the_demo_rollback_is_decided_by_the_comparison_with_stable() -> None:
+    """The demo's bad canary (7-9% errors against stable's 0.3%) is rolled back on its first
+    bad event by the statistical comparison, with the evidence an operator reads."""
     (rollback,) = [d for d in _replayed(load_rules(RULES), _demo()) if d["action"] == "rollback"]
-    assert rollback["rule"] == "availability-drop"
-    assert rollback["evidence"]["observed"] == pytest.approx(0.921, abs=1e-3)
+    assert rollback["rule"] == "canary-errors-stat"
+    statistics = rollback["evidence"]["statistics"]
+    assert statistics["verdict"] == "worse"
+    assert statistics["e_value_worse"] >= 100  # 1 / (1 - 0.99)
+    assert statistics["canary"] == {"requests": 50.0, "errors": 4.0}
