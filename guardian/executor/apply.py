@@ -117,7 +117,7 @@ async def apply_to_target(
     bound = log.bind(command_id=command.command_id, target=target.ref, action=command.action)
     while True:
         try:
-            decided = await _plan(api, command, target)
+            decided, version = await _plan(api, command, target)
         except KubeError as exc:
             return _failed(target, "kube_error", str(exc), attempt)
         if isinstance(decided, Refusal):
@@ -139,7 +139,7 @@ async def apply_to_target(
                 gitops=decided.gitops,
             )
         try:
-            await _send(api, target, decided, attempt)
+            await _send(api, target, decided, version, attempt)
         except KubeError as exc:
             if (exc.conflict or exc.retriable) and attempt.conflicts < options.conflict_retries:
                 attempt.conflicts += 1
@@ -173,15 +173,16 @@ async def _refused(
     return replace(outcome, code="already_applied", reason=reason)
 
 
-async def _plan(api: KubeApi, command: Command, target: Target) -> Plan | Refusal:
+async def _plan(api: KubeApi, command: Command, target: Target) -> tuple[Plan | Refusal, str]:
+    """The plan on the workload as read now, and the resourceVersion it was made on."""
     obj = await api.get(target)
     replicasets = await api.replicasets(target, obj) if command.action == "rollback" else []
-    return plan_command(command, target, obj, replicasets)
-
-
-async def _send(api: KubeApi, target: Target, plan: Plan, attempt: _Attempt) -> None:
-    obj = await api.get(target)
     version = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return plan_command(command, target, obj, replicasets), version
+
+
+async def _send(api: KubeApi, target: Target, plan: Plan, version: str, attempt: _Attempt) -> None:
+    # Guarded by the version the plan was made on: a change since is a 409, and a new plan.
     for patch in plan.patches:
         result = await api.patch(target, with_resource_version(patch, version))
         version = str((result.get("metadata") or {}).get("resourceVersion", ""))

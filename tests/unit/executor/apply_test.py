@@ -113,7 +113,7 @@ async def test_a_rollback_is_patched_and_waited_for() -> None:
     assert (outcome.status, outcome.code) == ("rolled_back", "applied")
     assert outcome.converge_s is not None
     (patch,) = kube.sent
-    assert patch.body[0]["path"] == "/metadata/resourceVersion"
+    assert patch.body[0] == {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"}
     assert outcome.to_dict()["patches"] == [patch.what]
 
 
