@@ -1,10 +1,12 @@
 """The commands the executor acts on, decoded from the command topic.
 
-Two kinds arrive there: ``rollback_command`` (``guardian.wire.records``, signed
-when the guardian has a key) and ``pause_command`` (``guardian.actions.outputs``,
-never signed, no versions). Anything else on the topic is not for the
-executor and is skipped. ``decode_command`` keeps the parsed JSON beside the
-typed command: the signature is checked over the values as written.
+Two kinds arrive there: ``rollback_command`` (``guardian.wire.records``) and
+``pause_command`` (``guardian.actions.outputs``, no versions), both signed when
+the guardian has a key. Unknown fields are ignored, as everywhere in the v1
+contract (a newer guardian may add some; they are still covered by the
+signature). Anything else on the topic is not for the executor and is
+skipped. ``decode_command`` keeps the parsed JSON beside the typed command:
+the signature is checked over the values as written.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def decode_command(value: bytes) -> Command | None:
     kind = payload.get("kind")
     try:
         if kind == "rollback_command":
-            rollback = RollbackCommand.model_validate(payload)
+            # Fields a newer guardian adds are ignored (they are still signed, in payload).
+            known = {k: v for k, v in payload.items() if k in RollbackCommand.model_fields}
+            rollback = RollbackCommand.model_validate(known)
             return Command(
                 action="rollback",
                 command_id=rollback.command_id,

@@ -95,3 +95,10 @@ def test_the_guardians_pause_commands_are_signed_for_the_executor() -> None:
     assert "signature" not in orjson.loads(unsigned[0].value), "JCS cannot sign 2**60"
     plain, _ = outputs_for(_decision(action="pause"), now_ms=1795478461000, signing_key=None)
     assert "signature" not in orjson.loads(plain[0].value)
+
+
+def test_fields_a_newer_guardian_adds_are_ignored_but_stay_signed() -> None:
+    """Forward compatible: an unknown field does not make the command invalid."""
+    command = decode_command(orjson.dumps({**ROLLBACK, "added_later": {"x": 1}}))
+    assert command is not None
+    assert command.payload["added_later"] == {"x": 1}
