@@ -144,6 +144,8 @@ async def test_a_bad_release_is_rolled_back_by_the_executor_and_the_incident_res
             noticed = time.monotonic()
             for process in (executor, guardian):
                 process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.1)
+            executor.send_signal(signal.SIGTERM)  # a copy (as `timeout` sends) still drains
             assert await wait_exit(executor) == 0
             assert await wait_exit(guardian) == 0
     finally:
@@ -175,3 +177,24 @@ async def test_a_bad_release_is_rolled_back_by_the_executor_and_the_incident_res
     log = (tmp_path / "x.log").read_text()
     assert "executor_command_done" in log
     assert KEY not in log
+
+
+async def test_execute_with_an_unreachable_broker_exits_1(tmp_path: Path) -> None:
+    """A broker that never answers ends the executor with exit 1 and a clear log line."""
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(TARGETS)
+    env = settings_env(Settings())
+    env.update(
+        GUARDIAN_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        GUARDIAN_CONNECT_TIMEOUT_S="2",
+        GUARDIAN_TARGETS_FILE=str(targets),
+        GUARDIAN_KUBECONFIG=str(
+            FakeKube(port=free_port()).write_kubeconfig(tmp_path / "kubeconfig", ("prod-us-east",))
+        ),
+        GUARDIAN_EXECUTOR_HTTP=f"127.0.0.1:{free_port()}",
+    )
+    with executor_process(env, tmp_path / "x.log") as process:
+        assert await wait_exit(process, timeout_s=60) == 1
+    log = (tmp_path / "x.log").read_text()
+    assert "unreachable" in log
+    assert "fatal_error" in log
