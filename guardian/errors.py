@@ -9,7 +9,9 @@ trying again (a broker that is briefly away), a non-retriable one is not
     ├── ConfigError            bad settings, rules or subscriptions (never retriable)
     ├── DecodeError            one input record is not a valid v1 event (dead-letter it)
     ├── SourceError            reading from a broker failed
-    └── SinkError              writing to a broker, Slack or SMTP failed
+    ├── SinkError              writing to a broker, Slack or SMTP failed
+    └── KubeError              a Kubernetes API call of the executor failed (guardian.executor.kube;
+                               409 = conflict, retriable for 429, 5xx and no answer)
 
 Third-party exceptions are wrapped at the adapter edge
 (``raise SinkError(...) from exc``) so nothing above the adapters imports them.
