@@ -1,11 +1,12 @@
 """Long sliding windows at bucket resolution, one ring per series and window length.
 
 A ``RingSet`` keeps, for every measure some rule reads over the same window
-length, the sums of ``(num, den, count)`` in ``window/30`` buckets in flat
-arrays, with running totals per measure. One ``feed`` call per event updates
-every measure (the always-on 5-minute alert windows of a series share one
-ring). A ``RingColumn`` is one measure's view, read like a ``SlidingAggregate``
-(``count``, ``sum_num``, ``sum_den``, ``value``, ``evict``).
+length, the sums of ``(num, den, count)`` in ``window/30`` buckets in three
+flat arrays shared by its measures, with running totals per measure. One
+``feed`` call per event updates every measure (the always-on 5-minute alert
+windows of a series share one ring). A ``RingColumn`` is one measure's view,
+read like a ``SlidingAggregate`` (``count``, ``sum_num``, ``sum_den``,
+``value``, ``evict``).
 
 Limits: only mean, sum, count and ratio (no samples are kept); the window's
 oldest edge is rounded to a bucket, so it may cover up to 1/30 less than its
@@ -30,13 +31,12 @@ class RingColumn:
     head: ClassVar[int] = 0
 
     __slots__ = (
+        "base",
         "count",
-        "counts",
+        "dbase",
         "den_key",
-        "dens",
         "num_default",
         "num_key",
-        "nums",
         "pend_count",
         "pend_den",
         "pend_num",
@@ -48,10 +48,9 @@ class RingColumn:
     def __init__(self, ring: RingSet, measure: MeasureKey) -> None:
         self.ring = ring
         self.num_key, self.den_key, self.num_default = measure
-        size = ring.size
-        self.nums = array("d", [0.0]) * size
-        self.dens = array("d", [0.0]) * size if self.den_key is not None else None
-        self.counts = array("i", [0]) * size
+        # Where this measure's buckets start in the ring's arrays (set by ``RingSet.keep``);
+        # -1 until then. ``dbase`` is -1 for a measure without a denominator.
+        self.base = self.dbase = -1
         self.sum_num = self.sum_den = 0.0
         self.count = 0
         # The ring's current bucket, kept out of the arrays while it fills.
@@ -107,8 +106,11 @@ class RingSet:
     __slots__ = (
         "bucket_ms",
         "columns",
+        "counts",
         "cur",
         "cur_slot",
+        "dens",
+        "nums",
         "oldest",
         "plan",
         "size",
@@ -125,6 +127,11 @@ class RingSet:
         self.cur = -1  # bucket index held by the cursor, -1 if none
         self.cur_slot = 0
         self.columns: list[RingColumn] = []
+        # Every column's buckets in three flat arrays, one run of ``size`` per column
+        # (``dens``: ratio columns only), rather than three small arrays per column.
+        self.nums = array("d")
+        self.counts = array("i")
+        self.dens = array("d")
         # (num key, default, den key, column) per column, unpacked faster than attributes.
         self.plan: list[tuple[str, float | None, str | None, RingColumn]] = []
 
@@ -138,8 +145,23 @@ class RingSet:
         return col
 
     def keep(self, columns: list[RingColumn]) -> None:
-        """Feed exactly these columns from now on."""
+        """Feed exactly these columns from now on (a new one starts with empty buckets)."""
         self.flush()
+        size = self.size
+        ratios = [c for c in columns if c.den_key is not None]
+        nums = array("d", [0.0]) * (size * len(columns))
+        counts = array("i", [0]) * (size * len(columns))
+        dens = array("d", [0.0]) * (size * len(ratios))
+        for index, col in enumerate(columns):
+            base = index * size
+            dbase = ratios.index(col) * size if col.den_key is not None else -1
+            if col.base >= 0:  # held before: its buckets move along
+                nums[base : base + size] = self.nums[col.base : col.base + size]
+                counts[base : base + size] = self.counts[col.base : col.base + size]
+                if dbase >= 0:
+                    dens[dbase : dbase + size] = self.dens[col.dbase : col.dbase + size]
+            col.base, col.dbase = base, dbase
+        self.nums, self.counts, self.dens = nums, counts, dens
         self.columns = columns
         self.plan = [(c.num_key, c.num_default, c.den_key, c) for c in columns]
 
@@ -210,22 +232,23 @@ class RingSet:
             if self.oldest < 0 or bucket < self.oldest:
                 self.oldest = bucket
         self.cur, self.cur_slot = bucket, max(slot, 0)
+        nums, counts, dens = self.nums, self.counts, self.dens
         for col in self.columns:
-            nums, counts, dens = col.nums, col.counts, col.dens
+            base, dbase = col.base, col.dbase
             if flush >= 0:
-                nums[flush] = col.pend_num
-                counts[flush] = col.pend_count
-                if dens is not None:
-                    dens[flush] = col.pend_den
+                nums[base + flush] = col.pend_num
+                counts[base + flush] = col.pend_count
+                if dbase >= 0:
+                    dens[dbase + flush] = col.pend_den
             if cleared:
                 col.sum_num = col.sum_den = 0.0
                 col.count = 0
             elif walked:
                 for gone_slot in gone:
-                    col.sum_num -= nums[gone_slot]
-                    if dens is not None:
-                        col.sum_den -= dens[gone_slot]
-                    col.count -= counts[gone_slot]
+                    col.sum_num -= nums[base + gone_slot]
+                    if dbase >= 0:
+                        col.sum_den -= dens[dbase + gone_slot]
+                    col.count -= counts[base + gone_slot]
                 if col.count <= 0:
                     col.sum_num = col.sum_den = 0.0
                     col.count = 0
@@ -233,9 +256,9 @@ class RingSet:
                 col.pend_num = col.pend_den = 0.0
                 col.pend_count = 0
             elif slot >= 0:
-                col.pend_num = nums[slot]
-                col.pend_count = counts[slot]
-                col.pend_den = dens[slot] if dens is not None else 0.0
+                col.pend_num = nums[base + slot]
+                col.pend_count = counts[base + slot]
+                col.pend_den = dens[dbase + slot] if dbase >= 0 else 0.0
 
     def clear(self) -> None:
         """Forget every sample."""
