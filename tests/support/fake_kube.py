@@ -336,18 +336,21 @@ class FakeKube:
             self._after_status(obj)
         else:
             spec_changed = patched["spec"] != obj["spec"]
+            template_changed = patched["spec"].get("template") != obj["spec"].get("template")
             obj["metadata"] = patched["metadata"]
             if spec_changed:
                 obj["spec"] = patched["spec"]
                 obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
-                self._after_spec(obj)
+                self._after_spec(obj, template_changed=template_changed)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         return _json(obj)
 
-    def _after_spec(self, obj: dict[str, Any]) -> None:
+    def _after_spec(self, obj: dict[str, Any], *, template_changed: bool) -> None:
         """What the controller does with a new spec: a ReplicaSet now, the status later."""
-        template = obj["spec"]["template"]
-        rs = self._replicaset_for(obj, template)
+        if not template_changed:  # e.g. spec.paused: no new revision
+            self._later(obj)
+            return
+        rs = self._replicaset_for(obj, obj["spec"]["template"])
         if obj["kind"] == "Rollout":
             obj["status"]["currentPodHash"] = rs["metadata"]["labels"]["rollouts-pod-template-hash"]
             obj["status"]["phase"] = "Progressing"
