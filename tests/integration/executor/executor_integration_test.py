@@ -227,6 +227,7 @@ async def test_pause_abort_expired_and_unknown_targets(
     fake.add_workload(
         "Rollout", "cart", canary=True, labels={"argocd.argoproj.io/instance": "shop"}
     )
+    fake.add_workload("Rollout", "basket", canary=True)
     settings = executor_settings(settings_factory(), fake, tmp_path)
     bootstrap = settings.bootstrap_servers or ""
     pause = {
@@ -247,6 +248,7 @@ async def test_pause_abort_expired_and_unknown_targets(
     records = [
         pause,
         command(deploy_id="d-cart", service="cart", key=None),
+        command(deploy_id="d-basket", service="basket", key=None),
         expired,
         command(deploy_id="d-nowhere", service="search", key=None),
         {"kind": "audit", "service": "checkout"},
@@ -256,7 +258,7 @@ async def test_pause_abort_expired_and_unknown_targets(
         events = await read_until(
             bootstrap,
             settings.deploy_topic,
-            lambda seen: {"d-cart", "d-nowhere"} <= {e["deploy_id"] for e in seen},
+            lambda seen: {"d-cart", "d-basket", "d-nowhere"} <= {e["deploy_id"] for e in seen},
         )
         await eventually(
             lambda: (
@@ -276,7 +278,15 @@ async def test_pause_abort_expired_and_unknown_targets(
             async with http.get(f"{base}/healthz") as response:
                 assert response.status == 200
     by_deploy = {e["deploy_id"]: e for e in events}
-    assert set(by_deploy) == {"d-cart", "d-nowhere"}, "a pause reports no deploy event"
+    assert set(by_deploy) == {"d-cart", "d-basket", "d-nowhere"}, "a pause reports none"
+    assert by_deploy["d-basket"]["type"] == "rolled_back"
+    basket = [p for p in fake.patches() if "rollouts/basket" in p.path]
+    assert [(p.path.rsplit("/", 1)[-1], p.content_type) for p in basket] == [
+        ("status", "application/merge-patch+json"),
+        ("basket", "application/json-patch+json"),
+    ], "abort, then undo to the stable template"
+    stable = fake.get("Rollout", "basket")["spec"]["template"]["metadata"]["labels"]
+    assert stable["app.kubernetes.io/version"] == "2.4.0"
     assert by_deploy["d-cart"]["type"] == "rolled_back"
     assert "aborted" in by_deploy["d-cart"]["detail"]
     assert by_deploy["d-nowhere"]["type"] == "failed"

@@ -35,6 +35,11 @@ targets:
     namespace: shop
     kind: Rollout
     name: cart
+  - service: basket
+    environment: production
+    namespace: shop
+    kind: Rollout
+    name: basket
 """
 
 
