@@ -26,7 +26,9 @@ restarts them from its next events (the verdict comes later, never falsely).
 Samples kept for exact-duplicate detection (and to refill deploy
 windows) are not saved, so a duplicate straddling a restart counts twice;
 nor are the bucketed rings of long always-on windows, which refill within
-their window.
+their window. Deploy-only rules are bound on restore only when the deploy is
+live, so the saved progress of a deploy that ended is not restored (it would
+restart at the next deploy anyway; ``explain`` of that deploy lists fewer rules).
 """
 
 from __future__ import annotations

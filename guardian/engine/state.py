@@ -4,10 +4,13 @@ Everything the engine knows about one service in one environment lives in one
 ``ServiceState`` so it can be snapshotted to and restored from a changelog as
 a unit. ``Series`` holds the windows of one (region, cohort) — exact sliding
 aggregates, and one bucketed ring per window length for the always-on rules —
-the samples of the lateness horizon (packed, to recognise duplicates and to
-refill deploy windows) and a ``Binding`` per rule that watches it (how long its
-condition has held, whether it is firing, what it last saw, for ``explain``).
-Deploy-scoped windows are fed only while a deploy is live and emptied after.
+the samples of the lateness horizon (in flat arrays, to recognise duplicates
+and to refill deploy windows) and a ``Binding`` per rule that watches it (how
+long its condition has held, whether it is firing, what it last saw, for
+``explain``). Deploy-only rules and their windows exist only while the
+service has a live deploy (``binding.py``); deploy-scoped windows are fed only
+then and emptied after. Memory per series is what ``benchmarks/memory.py``
+measures and the series cap (``memory_budget_mb``) is derived from.
 
 ``DeployState`` is a msgspec ``Struct``: snapshots encode it as it is, so a
 field added to it is saved and restored without further work. The others are
