@@ -11,7 +11,9 @@ from guardian.metrics import GuardianMetrics
 class InputAccount:
     """Counts what one input read, wrote and left out, and how much state it keeps."""
 
-    def __init__(self, metrics: GuardianMetrics, source: str, state: SeriesState) -> None:
+    def __init__(
+        self, metrics: GuardianMetrics, source: str, state: SeriesState | None = None
+    ) -> None:
         self._metrics = metrics
         self._source = source
         self._state = state
@@ -24,6 +26,8 @@ class InputAccount:
         metrics.input_events.labels(source).inc(events)
         for reason, count in skipped.items():
             metrics.input_samples_skipped.labels(source, reason).inc(count)
+        if self._state is None:
+            return  # an input without cumulative state (CDEvents)
         metrics.input_series.labels(source).set(len(self._state))
         evicted = self._state.evicted
         if evicted > self._evicted:

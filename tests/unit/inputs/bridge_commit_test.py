@@ -83,5 +83,5 @@ async def test_a_commit_refused_by_a_rebalance_is_logged_and_the_bridge_goes_on(
         await asyncio.wait_for(bridge.run(stop), 10)
     assert consumer.commits == 1
     assert sink.written
-    refused = [entry for entry in logs if entry["event"] == "otlp_commit_refused_by_rebalance"]
+    refused = [entry for entry in logs if entry["event"] == "bridge_commit_refused_by_rebalance"]
     assert [entry["partitions"] for entry in refused] == [["otlp-0"]]
