@@ -67,12 +67,9 @@ REBUILT: dict[type, dict[str, str]] = {
         "deploy_feeders": "rebound",
         "eval_at": "0: judged at the next sample",
         "feeders": "rebound",
-        "recent_odd": "follows recent_ts",
-        "recent_ts": "duplicate detection restarts (a limit)",
-        "recent_vals": "follows recent_ts",
+        "recent": "duplicate detection restarts (a limit)",
         "stat_feeds": "rebound",
         "rings": "refill within their window",
-        "schema": "follows recent",
         "undeployed": "rebound",
     },
     Binding: {

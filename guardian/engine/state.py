@@ -25,10 +25,7 @@ other modules read them.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from sys import intern
 from typing import Any
 
 import msgspec
@@ -37,6 +34,7 @@ from guardian.engine.compare import Comparison, Feed
 from guardian.engine.decision import Decision, DeployInfo, DeployStatus
 from guardian.engine.ring import RingSet
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey
+from guardian.engine.samples import RecentSamples
 from guardian.engine.window import BucketSet, SlidingAggregate, Window
 
 ServiceKey = tuple[str, str]  # (service, environment)
@@ -44,20 +42,6 @@ SeriesKey = tuple[str, str]  # (region, cohort)
 
 # Why a rule did not fire at its last evaluation; formatted by explain().
 NOT_EVALUATED = "not evaluated yet"
-_ZERO_ROW = array("d", [0.0])
-# Key tuples of the lateness buffers: a fleet sends a handful, each series would copy one.
-_SCHEMAS: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
-def _schema(values: dict[str, float]) -> tuple[str, ...]:
-    """The keys of ``values`` as a tuple shared by every series with the same keys."""
-    keys = tuple(values)
-    found = _SCHEMAS.get(keys)
-    if found is None:
-        if len(_SCHEMAS) >= 1024:  # bounded: names that vary per event must not pile up
-            _SCHEMAS.clear()
-        found = _SCHEMAS[keys] = tuple(intern(key) for key in keys)
-    return found
 
 
 class Binding:
@@ -129,12 +113,9 @@ class Series:
         "eval_at",
         "feeders",
         "last_ts",
-        "recent_odd",
-        "recent_ts",
-        "recent_vals",
+        "recent",
         "region",
         "rings",
-        "schema",
         "stat_feeds",
         "undeployed",
     )
@@ -158,14 +139,8 @@ class Series:
         self.undeployed: list[Binding] = []  # bindings judged without a live deploy
         self.buckets: BucketSet | None = None
         self.last_ts = -1
-        # Samples within the lateness horizon, to recognise exact duplicates and to refill
-        # deploy windows, in time order: their times, and their values as rows of ``schema``
-        # key order in one flat array (8 bytes a value, no objects). A sample whose keys differ
-        # from the schema's keeps its dict in ``recent_odd`` (None while there is none).
-        self.recent_ts = array("q")
-        self.recent_vals = array("d")
-        self.recent_odd: list[dict[str, float] | None] | None = None
-        self.schema: tuple[str, ...] = ()
+        # Samples within the lateness horizon: exact duplicates, and deploy windows' refill.
+        self.recent = RecentSamples()
         # ``compare`` tests this series feeds (as canary or as stable), per event of a deploy.
         self.stat_feeds: list[Feed] = []
 
@@ -227,73 +202,21 @@ class Series:
 
     def since(self, start_ms: int) -> list[tuple[int, dict[str, float]]]:
         """The remembered samples at or after ``start_ms``, in time order."""
-        stamps = self.recent_ts
-        first = bisect_left(stamps, start_ms)
-        return [(stamps[k], self._sample(k)) for k in range(first, len(stamps))]
+        return self.recent.since(start_ms)
 
     def clear_deploy_windows(self) -> None:
         """Empty the deploy windows (before they are refilled)."""
         for agg in self.deploy_feeders:
             agg.clear()
 
-    def _sample(self, k: int) -> dict[str, float]:
-        """The values of the ``k``-th remembered sample."""
-        odd = self.recent_odd
-        if odd is not None and odd[k] is not None:
-            return odd[k]  # type: ignore[return-value]
-        schema = self.schema
-        width = len(schema)
-        return dict(zip(schema, self.recent_vals[k * width : (k + 1) * width], strict=True))
-
     def remember(self, ts: int, values: dict[str, float], horizon: int) -> bool:
         """Keep a sample for the lateness horizon; False if it is an exact duplicate."""
-        stamps = self.recent_ts
-        if not stamps:
-            self.schema = _schema(values)
-            self.recent_odd = None
-        fits = tuple(values) == self.schema
-        if ts > self.last_ts:
+        newest = ts > self.last_ts
+        if not self.recent.add(ts, values, horizon, newest=newest):
+            return False
+        if newest:
             self.last_ts = ts
-            end = len(stamps)
-        else:
-            end = bisect_right(stamps, ts)
-            k = end
-            while k and stamps[k - 1] == ts:
-                if self._sample(k - 1) == values:
-                    return False
-                k -= 1
-        self._insert(end, ts, values, fits)
-        if stamps[0] < horizon:
-            gone = bisect_left(stamps, horizon)
-            del stamps[:gone]
-            del self.recent_vals[: gone * len(self.schema)]
-            odd = self.recent_odd
-            if odd is not None:
-                del odd[:gone]
-                if all(sample is None for sample in odd):
-                    self.recent_odd = None
         return True
-
-    def _insert(self, k: int, ts: int, values: dict[str, float], fits: bool) -> None:
-        """Put a sample at position ``k``: a row of the flat arrays, or (keys unlike the
-        schema's) a zero row with the dict beside it in ``recent_odd``."""
-        stamps, rows, width = self.recent_ts, self.recent_vals, len(self.schema)
-        odd = self.recent_odd
-        if not fits and odd is None:
-            odd = self.recent_odd = [None] * len(stamps)
-        if k == len(stamps):
-            stamps.append(ts)
-            if fits:
-                rows.extend(values.values())
-            else:
-                rows.extend(_ZERO_ROW * width)
-            if odd is not None:
-                odd.append(None if fits else values)
-            return
-        stamps.insert(k, ts)
-        rows[k * width : k * width] = array("d", values.values()) if fits else _ZERO_ROW * width
-        if odd is not None:
-            odd.insert(k, None if fits else values)
 
 
 class DeployState(msgspec.Struct):

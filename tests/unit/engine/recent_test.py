@@ -62,4 +62,4 @@ def test_a_sample_with_other_keys_is_kept_whole() -> None:
         (3, {"requests": 2.0, "errors": 1.0}),
     ]
     series.remember(10, {"requests": 2.0, "errors": 1.0}, 3)
-    assert series.recent_odd is None  # the odd sample left the horizon
+    assert series.recent.odd is None  # the odd sample left the horizon
