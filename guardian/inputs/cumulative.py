@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, KeysView
 from operator import sub
 
 # Point = (start_ms, ts_ms, value); value is a float, or a tuple of floats (histograms).
@@ -62,6 +62,7 @@ class SeriesState:
         self.max_interval_ms = max_interval_ms
         self._points: OrderedDict[Hashable, Point] = OrderedDict()
         self._claims: dict[Hashable, StateBatch] = {}  # series → the batch computing it
+        self._version = 0  # commits so far: a batch computed before one is stale
         self.evicted = 0
         self.out_of_order = 0
 
@@ -80,36 +81,38 @@ class SeriesState:
         """Drop a series (it ended: a staleness marker)."""
         self._points.pop(key, None)
 
+    @property
+    def version(self) -> int:
+        """How many batches were applied so far."""
+        return self._version
+
     def claimed(self) -> int:
         """How many series uncommitted batches hold now."""
         return len(self._claims)
 
     def claim(self, batch: StateBatch) -> frozenset[StateBatch] | None:
         """Hold a batch's series for it; see ``StateBatch.claim``."""
-        claims, points = self._claims, self._points
-        keys = batch.keys
-        blockers = {
-            holder
-            for key in keys
-            if (holder := claims.get(key)) is not None and holder is not batch
-        }
-        if blockers:
-            return frozenset(blockers)
-        if any(points.get(key) is not seen for key, seen in batch.read.items()):
-            return frozenset()  # a batch committed since this one read: compute it again
-        for key in keys:
-            claims[key] = batch
+        claims, keys = self._claims, batch.keys
+        held = claims.keys() & keys
+        if held:
+            return frozenset({claims[key] for key in held})
+        if batch.version != self._version:
+            return frozenset()  # a batch committed since this one was computed: compute again
+        claims.update(dict.fromkeys(keys, batch))
         return None
 
     def release(self, batch: StateBatch) -> None:
         """Drop the holds a batch has."""
-        claims = self._claims
-        for key in batch.keys:
-            if claims.get(key) is batch:
-                del claims[key]
+        claims, keys = self._claims, batch.keys
+        if len(claims) == len(keys):
+            claims.clear()  # the series are held by one batch at most: all of them are its own
+            return
+        for key in keys:
+            del claims[key]
 
     def apply(self, updates: dict[Hashable, Point | None], out_of_order: int = 0) -> None:
         """Take a batch's updates (a point, or None to forget), evicting beyond the cap."""
+        self._version += 1
         self.out_of_order += out_of_order
         points = self._points
         for key, point in updates.items():
@@ -133,26 +136,20 @@ class StateBatch:
     def __init__(self, state: SeriesState) -> None:
         self._state = state
         self._updates: dict[Hashable, Point | None] = {}
-        self._read: dict[Hashable, Point | None] = {}  # the committed point each was computed on
+        self.version = state.version  # the state this batch is computed against
         self._claimed = False
         self.out_of_order = 0
 
     @property
-    def keys(self) -> Iterable[Hashable]:
+    def keys(self) -> KeysView[Hashable]:
         """The series this batch read or updates."""
         return self._updates.keys()
-
-    @property
-    def read(self) -> Mapping[Hashable, Point | None]:
-        """The committed point each series' increments were computed against."""
-        return self._read
 
     def _last(self, key: Hashable) -> Point | None:
         updates = self._updates
         if key in updates:
             return updates[key]
-        point = self._read[key] = self._state.get(key)
-        return point
+        return self._state.get(key)
 
     def increment(
         self, key: Hashable, ts_ms: int, value: float, start_ms: int = 0, new_series: bool = False
@@ -238,4 +235,3 @@ class StateBatch:
         updates, self._updates = self._updates, {}
         self._state.apply(updates, self.out_of_order)
         self.out_of_order = 0
-        self._read = {}
