@@ -17,6 +17,7 @@ import time
 from contextlib import AsyncExitStack
 
 import structlog
+from prometheus_client import Gauge
 
 from guardian.actions.incidents import IncidentEvents
 from guardian.actions.outputs import Role
@@ -300,6 +301,7 @@ class Daemon:
         rejected, expired = self.metrics.events_rejected, self.metrics.services_expired
         refusals = RefusalReport(self.metrics)
         reported_errors: set[str] = set()
+        lag_labels: set[tuple[str, str]] = set()
         while True:
             await asyncio.sleep(_LAG_INTERVAL_S)
             for rule, error in engine.rule_errors.items():
@@ -342,5 +344,20 @@ class Daemon:
             if not self.readiness.conditions.get("broker_connected"):
                 log.info("broker_reconnected")
             self.readiness.set("broker_connected", True)
-            for (topic, partition), lag in lags.items():
-                self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            lag_labels = export_lag(self.metrics.consumer_lag, lags, lag_labels)
+
+
+def export_lag(
+    gauge: Gauge, lags: dict[tuple[str, int], int], exported: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Set the lag of each partition held now; drop the series of partitions given up.
+
+    A partition that moved to another replica would otherwise keep its last
+    lag here for ever, and a dashboard summing the group's lag would count it twice.
+    """
+    current = {(topic, str(partition)): lag for (topic, partition), lag in lags.items()}
+    for labels, lag in current.items():
+        gauge.labels(*labels).set(lag)
+    for labels in exported - current.keys():
+        gauge.remove(*labels)
+    return set(current)
