@@ -1,12 +1,14 @@
-"""The remote-write handler on its own over a real broker and real HTTP: concurrent requests."""
+"""Remote write over a real broker and real HTTP: concurrent requests, a real Prometheus."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -17,11 +19,25 @@ from guardian.inputs.adapters.writer import EventWriter
 from guardian.inputs.cumulative import SeriesState
 from guardian.inputs.mapping import InputsFile, compile_mapping
 from guardian.inputs.records import EventSink, OutRecord
-from guardian.inputs.remote_write import RemoteWriteConverter
+from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
 from guardian.kafka.admin import create_missing_topics
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
-from tests.integration.inputs.support import INGEST, post_write, read_keyed
+from tests.integration.inputs.prometheus import (
+    Exporter,
+    Target,
+    prometheus,
+    prometheus_config,
+    prometheus_log,
+    require_prometheus,
+)
+from tests.integration.inputs.support import (
+    INGEST,
+    INGEST_TOKEN,
+    post_write,
+    read_keyed,
+    running,
+)
 from tests.support.manual import write_tokens
 from tests.unit.inputs.builders import T0_MS, write_request
 
@@ -117,3 +133,45 @@ async def test_two_requests_in_flight_with_the_same_samples_count_them_once(
         for _, event in events
     ]
     assert sorted(counted) == [(1000, 25.0, 5.0), (2000, 15.0, 0.0)]
+
+
+async def test_a_real_prometheus_gets_204_for_unusable_samples_and_each_request_one_letter(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A target labelled with a cohort the guardian does not know: dead letters, no retries."""
+    require_prometheus()
+    settings = settings_factory(tokens_file=write_tokens(tmp_path / "tokens.yaml", INGEST))
+    exporter = Exporter()
+    exporter.start()
+    try:
+        target = Target(exporter.port, {"service": "cart", "cohort": "blue"})
+        async with running(settings) as daemon:
+            bootstrap, port = daemon.bootstrap_servers, daemon.http_port
+            assert bootstrap
+            assert port
+            with prometheus(prometheus_config([target], port, INGEST_TOKEN), tmp_path):
+                letters: list[tuple[bytes | None, dict[str, Any]]] = []
+                deadline = asyncio.get_running_loop().time() + 30
+                while len(letters) < 2 and asyncio.get_running_loop().time() < deadline:
+                    exporter.serve(20, error_rate=0.1, latency_s=0.05)
+                    letters = await read_keyed(bootstrap, settings.dlq_topic, 2, timeout_s=1)
+            answered = daemon.metrics.input_batches.labels("remote_write", "204")._value.get()
+            refused = daemon.metrics.input_batches.labels("remote_write", "400")._value.get()
+            events = await read_keyed(bootstrap, settings.metric_topic, 1, timeout_s=1)
+    finally:
+        exporter.stop()
+    assert len(letters) >= 2, prometheus_log(tmp_path)
+    for _, letter in letters:
+        assert letter["source"] == {
+            "transport": "http",
+            "topic": "/api/v1/write",
+            "partition": None,
+            "offset": None,
+        }
+        assert "unknown_cohort=" in letter["reason"]
+        assert not letter["truncated"]
+        body = decode_write_request(base64.b64decode(letter["original_b64"]))
+        assert any(label.value == "blue" for ts in body.timeseries for label in ts.labels)
+    assert answered >= len(letters)  # taken: Prometheus does not send them again
+    assert refused == 0
+    assert events == []  # nothing of the unknown cohort is judged
