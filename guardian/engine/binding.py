@@ -136,6 +136,7 @@ class Binder:
         for series in st.series.values():
             if series.deploy_bound:
                 self._rebuild(st, series)
+        st.released_ms = -1  # nothing left to unbind until the next deploy ends
 
     def _rebuild(self, st: ServiceState, series: Series) -> None:
         old = {b.rule.name: b for b in series.bindings}

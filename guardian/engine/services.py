@@ -166,9 +166,7 @@ class ServiceTable:
         return [
             st
             for st in self.by_key.values()
-            if not st.deploy_live
-            and 0 <= st.released_ms < cutoff_ms
-            and any(series.deploy_bound for series in st.series.values())
+            if 0 <= st.released_ms < cutoff_ms and not st.deploy_live
         ]
 
     def replan(self) -> None:
