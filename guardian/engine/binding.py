@@ -145,9 +145,16 @@ class Binder:
     def rebind(self, st: ServiceState) -> None:
         """After a reload: bind ``st``'s series to its new plan, keeping windows and progress.
 
-        ``compare`` tests restart: the hypothesis may have changed.
+        A ``compare`` test carries on if its rule still tests the same hypothesis
+        (``Comparison.adopt``) and restarts if the rule is gone or its measure,
+        matchers or ``compare`` parameters changed: its evidence was for another.
         """
-        st.comparisons = {}
+        rules = {r.name: r for r in st.plan.rules}
+        st.comparisons = {
+            key: comparison
+            for key, comparison in st.comparisons.items()
+            if key[0] in rules and comparison.adopt(rules[key[0]])
+        }
         for series in st.series.values():
             old = {b.rule.name: b for b in series.bindings}
             kept = series.rebind()

@@ -9,14 +9,23 @@ while a deploy is live. Rates pair both cohorts' counts over shared spans
 (``LatestSample``). The verdict ``worse`` makes the rule hold at once (no
 ``for``, no volume floor: the test's confidence is the safeguard).
 
-Limits: a test covers one deploy (a new deploy id restarts it) and is not
-saved in engine snapshots: a restored replica restarts the test from its
-next events (listed in ``snapshot.REBUILT``); a hot reload restarts it too.
-State is a few numbers per test, never a buffer of samples.
+Saving: ``save`` gives a ``ComparisonSnapshot`` (the test's state, the
+pairing in progress, the deploy it belongs to, and the rule's hypothesis as
+text) that engine snapshots carry, and ``load`` takes one back, so a replica
+that takes a service over decides exactly when the one before it would have.
+A test is kept only for the same hypothesis: a hot reload (``adopt``) or a
+restore under rules whose ``compare`` parameters, metric or matchers differ
+starts that rule's test afresh, since its evidence was gathered against
+another hypothesis; a rule whose hypothesis is unchanged keeps its evidence
+(editing its description or severity restarts nothing).
+
+Limits: a test covers one deploy (a new deploy id restarts it). State is a
+few numbers per test, never a buffer of samples.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +40,45 @@ from guardian.stats.evidence import Verdict
 Feed = Callable[[int, dict[str, float], str], None]
 
 
+class ComparisonSnapshot(msgspec.Struct, kw_only=True):
+    """One running test as saved in an engine snapshot: plain numbers, by field name."""
+
+    rule: str
+    region: str
+    hypothesis: str  # ``hypothesis_of(rule)`` when saved: restored only under the same one
+    deploy_id: str | None
+    state: dict[str, Any]  # the test's state (``RateState`` / ``ShiftState``)
+    pairing: dict[str, Any]  # counts of the span being paired (``CountPairing``)
+    latest: dict[str, Any]  # stable's newest gauge sample (``LatestSample``)
+
+
+def _same_shape(saved: dict[str, Any], fresh: dict[str, Any]) -> bool:
+    """Whether every list of a saved state is as long as a fresh state's (the test's grid)."""
+    return all(
+        len(value) == len(fresh[name]) for name, value in saved.items() if isinstance(value, list)
+    )
+
+
+def hypothesis_of(rule: CompiledRule) -> str:
+    """What a test's evidence is evidence for: the measure, the matchers and ``compare``.
+
+    Two rules with the same text here test the same hypothesis, so a test of
+    one may carry on under the other (a hot reload, a restore).
+    """
+    spec = rule.spec
+    assert spec.compare is not None  # noqa: S101 - only compare rules have a test
+    return json.dumps(
+        {
+            "measure": rule.measure,
+            "aggregate": rule.aggregate,
+            "match": spec.match.model_dump(mode="json"),
+            "regions": spec.regions,
+            "compare": spec.compare.model_dump(mode="json"),
+        },
+        sort_keys=True,
+    )
+
+
 class Comparison:
     """One deploy's test of one rule in one region; fed by both cohorts' series."""
 
@@ -40,6 +88,7 @@ class Comparison:
         "deploy_id",
         "feed_canary",
         "feed_stable",
+        "hypothesis",
         "latest",
         "max_age_ms",
         "pairing",
@@ -52,6 +101,7 @@ class Comparison:
         """A test of ``rule`` that has seen nothing yet."""
         self.rule = rule
         self.test = test
+        self.hypothesis = hypothesis_of(rule)
         compare = rule.spec.compare
         self.max_age_ms = compare.max_age if compare is not None else 0
         self.deploy_id: str | None = None
@@ -80,6 +130,42 @@ class Comparison:
     def verdict(self) -> Verdict:
         """``worse``, ``not_worse`` or ``inconclusive`` so far."""
         return self.state.verdict
+
+    def adopt(self, rule: CompiledRule) -> bool:
+        """After a hot reload: carry on under ``rule`` if it tests the same hypothesis."""
+        if rule.stat_test is None or hypothesis_of(rule) != self.hypothesis:
+            return False
+        self.rule, self.test = rule, rule.stat_test
+        return True
+
+    def save(self, region: str) -> ComparisonSnapshot:
+        """The running test as plain numbers (copies: the snapshot does not move with it)."""
+        return ComparisonSnapshot(
+            rule=self.rule.name,
+            region=region,
+            hypothesis=self.hypothesis,
+            deploy_id=self.deploy_id,
+            state=self.state.to_dict(),
+            pairing=self.pairing.to_dict(),
+            latest=self.latest.to_dict(),
+        )
+
+    def load(self, saved: ComparisonSnapshot) -> bool:
+        """Take back a saved test of the same hypothesis; False (and no change) if not."""
+        if saved.hypothesis != self.hypothesis:
+            return False
+        fresh = self.test.start()
+        try:
+            state = type(fresh).from_dict(saved.state)
+            pairing = CountPairing.from_dict(saved.pairing)
+            latest = LatestSample.from_dict(saved.latest)
+        except ValueError:
+            return False  # saved by a guardian whose test keeps other numbers: start afresh
+        if not _same_shape(state.to_dict(), fresh.to_dict()):
+            return False
+        self.deploy_id = saved.deploy_id
+        self.state, self.pairing, self.latest = state, pairing, latest
+        return True
 
     def _rate_canary(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
         self._rate(True, ts, values, deploy_id)

@@ -21,9 +21,16 @@ version 3 (it logs ``snapshot_unusable`` and judges that service afresh), so
 during a rolling upgrade a service moved from a new replica to an old one
 loses its windows, not its safety: a repeated rollback has the same command id.
 
-Limits: ``compare`` rules' statistical tests are not saved: a restored replica
-restarts them from its next events (the verdict comes later, never falsely).
-Samples kept for exact-duplicate detection (and to refill deploy
+``compare`` rules' statistical tests are saved (``comparisons``: a few numbers
+each, ``Comparison.save``) and taken back by rule and region when the rule in
+force tests the same hypothesis, so a replica that takes a service over decides
+when, and on the evidence, an uninterrupted one would; a rule whose ``compare``
+parameters changed starts its test afresh. Snapshots written before tests were
+saved have no ``comparisons`` (an empty list): their tests start from the next
+events. The field is optional both ways (an older replica ignores it), so the
+version stays 3.
+
+Limits: samples kept for exact-duplicate detection (and to refill deploy
 windows) are not saved, so a duplicate straddling a restart counts twice;
 nor are the bucketed rings of long always-on windows, which refill within
 their window. Deploy-only rules are bound on restore only when the deploy is
@@ -38,6 +45,7 @@ from typing import Any
 import msgspec
 
 from guardian.engine.binding import Binder
+from guardian.engine.compare import ComparisonSnapshot
 from guardian.engine.decision import Decision
 from guardian.engine.deploys import DeployBook
 from guardian.engine.rule_index import RuleIndex
@@ -56,7 +64,6 @@ READABLE = (1, 2, 3)
 # window; ``bindings``: each rule's progress, by rule name).
 REBUILT: dict[type, dict[str, str]] = {
     ServiceState: {
-        "comparisons": "compare tests restart on restore from the next events (a limit)",
         "key": "service and environment",
         "plan": "the rules in force",
         "released_ms": "deploy rules are bound on restore only if the deploy is live",
@@ -75,7 +82,7 @@ REBUILT: dict[type, dict[str, str]] = {
     Binding: {
         "agg": "rebound",
         "baseline_cache": "recomputed from the baselines",
-        "comparison": "rebound; its test restarts on restore (a limit)",
+        "comparison": "rebound; its test is saved with the service (``comparisons``)",
         "last_baseline": "explain only: refreshed at the next evaluation",
         "last_observed": "explain only",
         "last_reason": "explain only",
@@ -127,6 +134,8 @@ class ServiceSnapshot(msgspec.Struct):
     # Absent from snapshots written before the guardian remembered versions.
     live_version: str | None = None
     prior_version: str | None = None
+    # Absent from snapshots written before ``compare`` tests were saved: they start afresh.
+    comparisons: list[ComparisonSnapshot] = msgspec.field(default_factory=list)
 
     def without_windows(self) -> ServiceSnapshot:
         """The same snapshot without its series (for a record that would be too large)."""
@@ -284,6 +293,7 @@ def capture(st: ServiceState) -> ServiceSnapshot:
         check_fired=list(st.check_fired.items()),
         live_version=st.live_version,
         prior_version=st.prior_version,
+        comparisons=[c.save(region) for (_, region), c in st.comparisons.items()],
     )
 
 
@@ -335,3 +345,7 @@ def restore(
                     progress.firing,
                     progress.last_fired_ms,
                 )
+    for saved_test in snapshot.comparisons:
+        comparison = st.comparisons.get((saved_test.rule, saved_test.region))
+        if comparison is not None:
+            comparison.load(saved_test)
