@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     otlp_encoding: Literal["otlp_proto", "otlp_json"] = Field(
         "otlp_proto", description="Encoding of the OTLP records (the exporter's encoding)"
     )
+    cdevent_topics: list[str] = Field(
+        default_factory=list,
+        description="CD tools' own topics whose CDEvents are forwarded to deploy_topic as v1 "
+        "(group <group_id>-cdevents); empty = none (deploy_topic reads CDEvents anyway)",
+    )
     inputs_file: Path | None = Field(
         None, description="inputs.yaml: how OTLP and Prometheus metrics map; unset = defaults"
     )
@@ -230,6 +235,17 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit():
             raise ValueError("expected HOST:PORT")
         return value
+
+    @model_validator(mode="after")
+    def _check_bridged_topics(self) -> Settings:
+        # A bridge that reads the topic it writes would forward its own output for ever.
+        own = {self.deploy_topic, self.metric_topic}
+        looped = sorted(own & {*self.cdevent_topics, *self.otlp_topics})
+        if looped:
+            raise ValueError(
+                f"cdevent_topics and otlp_topics must not name the input topics: {looped}"
+            )
+        return self
 
     @property
     def fetch_wait_ms(self) -> int:

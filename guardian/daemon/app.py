@@ -142,7 +142,9 @@ class Daemon:
             manual = await stack.enter_async_context(
                 ManualRollbacks(s, bootstrap, sink, engine.deploy_of, self.metrics)
             )
-            inputs = await stack.enter_async_context(Inputs(s, bootstrap, self.metrics))
+            inputs = await stack.enter_async_context(
+                Inputs(s, bootstrap, self.metrics, cdevent_topics=s.cdevent_topics)
+            )
             webhook = DeployWebhook(
                 inputs.writer,
                 inputs.tokens,
