@@ -101,7 +101,9 @@ class Binder:
                 if timers and r.spec.no_data.policy == "alert":
                     self._timers.push(st.watermark + r.spec.no_data.after, NoDataCheck(st, b))
             elif r.stat_test is not None:
-                if cohort == "stable":  # the cohort ``compare: {baseline: stable}`` names
+                compare = r.spec.compare
+                # The cohort ``compare: {baseline: stable}`` names (``before`` has none).
+                if cohort == "stable" and compare is not None and compare.baseline == "stable":
                     series.stat_feeds.append(self._comparison(st, r, region).feed_stable)
             elif r.baseline is not None and _REFERENCE.get(r.baseline.baseline) == _REFERENCE.get(
                 cohort, "-"
@@ -118,7 +120,7 @@ class Binder:
         found = st.comparisons.get(key)
         if found is None:
             assert rule.stat_test is not None  # noqa: S101 - only called for compare rules
-            found = st.comparisons[key] = Comparison(rule, rule.stat_test)
+            found = st.comparisons[key] = Comparison(rule, rule.stat_test, st, region)
         return found
 
     def attach(self, st: ServiceState) -> None:

@@ -1,4 +1,4 @@
-"""Statistical comparison of a canary with the stable cohort: one test per rule and region.
+"""Statistical comparison with stable or with the region before the deploy, per rule and region.
 
 A ``compare`` rule is judged by an anytime-valid test (``guardian.stats``)
 instead of a window and a threshold. ``Comparison`` holds one deploy's test
@@ -8,6 +8,23 @@ while a deploy is live. Rates pair both cohorts' counts over shared spans
 (``CountPairing``); gauges pair each canary sample with stable's latest
 (``LatestSample``). The verdict ``worse`` makes the rule hold at once (no
 ``for``, no volume floor: the test's confidence is the safeguard).
+
+``baseline: before`` (progressive deploys: the whole region runs the new
+version) compares each region with its own traffic before the deploy,
+kept in the service's pre-deploy buckets (``BucketSet``, 30 s each, the
+store the relative threshold rules read). The series' events after the
+deploy's start are summed per 30 s span (``SpanSums``); once a span is over
+(the series' first event of a later span) it is paired with the bucket
+``before`` earlier, if that bucket lies wholly before the deploy's start,
+and the pair feeds the same test as a canary/stable pair would: rates as
+(span's counts, bucket's counts), gauges as (span's mean sample, bucket's
+mean sample). Each pre-deploy bucket is paired with exactly one span, in an
+order fixed in advance (by time), and nothing the test does depends on a
+bucket before its turn, so the tests' guarantee carries over to pairs: see
+``rules/README.md`` for what holds. The test covers the first ``before``
+after the deploy's start (afterwards no bucket is left to compare with; it
+stays as it was, reported) and, for ``regions: reached``, only spans after
+the region was reached.
 
 Saving: ``save`` gives a ``ComparisonSnapshot`` (the test's state, the
 pairing in progress, the deploy it belongs to, and the rule's hypothesis as
@@ -20,7 +37,9 @@ another hypothesis; a rule whose hypothesis is unchanged keeps its evidence
 (editing its description or severity restarts nothing).
 
 Limits: a test covers one deploy (a new deploy id restarts it). State is a
-few numbers per test, never a buffer of samples.
+few numbers per test, never a buffer of samples. A ``before`` span closes on
+its series' next event, so a decision comes up to one span (30 s) after the
+evidence; events later than the span being filled are no evidence.
 """
 
 from __future__ import annotations
@@ -28,16 +47,54 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from guardian.engine.rules.compiled import CompiledRule, StatTest
-from guardian.stats import CountPairing, LatestSample, RateState, RateTest, ShiftState
+from guardian.engine.buckets import BUCKET_MS, BucketSet
+from guardian.engine.rules.compiled import CompiledRule, MeasureKey, StatTest
+from guardian.stats import (
+    CountPairing,
+    LatestSample,
+    RateState,
+    RateTest,
+    ShiftState,
+    ShiftTest,
+    SpanSums,
+)
 from guardian.stats.evidence import Verdict
 
 # One series' way into a test: (event time, values, deploy id).
 Feed = Callable[[int, dict[str, float], str], None]
+# Requests behind a gauge's samples, in the pre-deploy buckets (for ``min_requests``).
+REQUESTS: MeasureKey = ("requests", None, None)
+
+
+class DeployView(Protocol):
+    """What a ``before`` test reads of the live deploy."""
+
+    @property
+    def started_at_ms(self) -> int:
+        """When the deploy started (event time)."""
+        ...
+
+    @property
+    def reached(self) -> list[str]:
+        """The regions it has reached so far."""
+        ...
+
+
+class ServiceView(Protocol):
+    """What a ``before`` test reads of its service: the live deploy, the pre-deploy buckets."""
+
+    @property
+    def deploy(self) -> DeployView | None:
+        """The service's deploy, if any."""
+        ...
+
+    def region_buckets(self, region: str) -> BucketSet | None:
+        """The region's pre-deploy buckets (None if no rule needs any)."""
+        ...
 
 
 class ComparisonSnapshot(msgspec.Struct, kw_only=True):
@@ -48,7 +105,7 @@ class ComparisonSnapshot(msgspec.Struct, kw_only=True):
     hypothesis: str  # ``hypothesis_of(rule)`` when saved: restored only under the same one
     deploy_id: str | None
     state: dict[str, Any]  # the test's state (``RateState`` / ``ShiftState``)
-    pairing: dict[str, Any]  # counts of the span being paired (``CountPairing``)
+    pairing: dict[str, Any]  # counts of the span being paired (``CountPairing``, ``SpanSums``)
     latest: dict[str, Any]  # stable's newest gauge sample (``LatestSample``)
 
 
@@ -84,7 +141,11 @@ class Comparison:
 
     __slots__ = (
         "_den",
+        "_lag",
         "_num",
+        "_region",
+        "_service",
+        "before",
         "deploy_id",
         "feed_canary",
         "feed_stable",
@@ -93,20 +154,33 @@ class Comparison:
         "max_age_ms",
         "pairing",
         "rule",
+        "span",
         "state",
         "test",
     )
 
-    def __init__(self, rule: CompiledRule, test: StatTest) -> None:
-        """A test of ``rule`` that has seen nothing yet."""
+    def __init__(
+        self,
+        rule: CompiledRule,
+        test: StatTest,
+        service: ServiceView | None = None,
+        region: str = "",
+    ) -> None:
+        """A test of ``rule`` that has seen nothing yet (``before`` tests read ``service``)."""
         self.rule = rule
         self.test = test
         self.hypothesis = hypothesis_of(rule)
         compare = rule.spec.compare
-        self.max_age_ms = compare.max_age if compare is not None else 0
+        assert compare is not None  # noqa: S101 - only compare rules have a test
+        self.max_age_ms = compare.max_age
+        self.before = compare.baseline == "before"
+        self._lag = compare.before // BUCKET_MS  # spans between a span and its bucket
+        self._service = service
+        self._region = region
         self.deploy_id: str | None = None
         self.state: RateState | ShiftState = test.start()
         self.pairing = CountPairing()
+        self.span = SpanSums()  # ``before`` tests: the span being summed
         self.latest = LatestSample()
         measure = rule.measure
         assert measure is not None  # noqa: S101 - compare rules are metric rules
@@ -114,7 +188,9 @@ class Comparison:
         # What one event of each cohort does (``Feed``), chosen once for the hot path.
         self.feed_canary: Feed
         self.feed_stable: Feed
-        if isinstance(test, RateTest):
+        if self.before:
+            self.feed_canary, self.feed_stable = self._before, self._ignore
+        elif isinstance(test, RateTest):
             self.feed_canary, self.feed_stable = self._rate_canary, self._rate_stable
         else:
             self.feed_canary, self.feed_stable = self._gauge_canary, self._gauge_stable
@@ -124,7 +200,16 @@ class Comparison:
         self.deploy_id = deploy_id
         self.state = self.test.start()
         self.pairing = CountPairing()
+        self.span = SpanSums()
         self.latest = LatestSample()
+
+    @property
+    def against(self) -> str:
+        """What the test compares with, in words: ``stable``, ``the region 30m before``."""
+        if not self.before:
+            return "stable"
+        minutes = self._lag * BUCKET_MS / 60_000
+        return f"the region {minutes:g}m before"
 
     @property
     def verdict(self) -> Verdict:
@@ -146,7 +231,7 @@ class Comparison:
             hypothesis=self.hypothesis,
             deploy_id=self.deploy_id,
             state=self.state.to_dict(),
-            pairing=self.pairing.to_dict(),
+            pairing=(self.span if self.before else self.pairing).to_dict(),
             latest=self.latest.to_dict(),
         )
 
@@ -157,14 +242,18 @@ class Comparison:
         fresh = self.test.start()
         try:
             state = type(fresh).from_dict(saved.state)
-            pairing = CountPairing.from_dict(saved.pairing)
+            pairing = (SpanSums if self.before else CountPairing).from_dict(saved.pairing)
             latest = LatestSample.from_dict(saved.latest)
         except ValueError:
             return False  # saved by a guardian whose test keeps other numbers: start afresh
         if not _same_shape(state.to_dict(), fresh.to_dict()):
             return False
         self.deploy_id = saved.deploy_id
-        self.state, self.pairing, self.latest = state, pairing, latest
+        if isinstance(pairing, SpanSums):
+            self.span = pairing
+        else:
+            self.pairing = pairing
+        self.state, self.latest = state, latest
         return True
 
     def _rate_canary(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
@@ -204,6 +293,62 @@ class Comparison:
         value = values.get(self._num)
         if value is not None and 0.0 <= value < math.inf:
             self.latest.set(value, ts, values.get("requests"))
+
+    def _ignore(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
+        """A ``before`` test has no second cohort: stable's events are no evidence."""
+
+    def _before(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
+        """One event of the region after the deploy: into its span, pairing the span before."""
+        if deploy_id != self.deploy_id:
+            self.restart(deploy_id)
+        deploy = self._service.deploy if self._service is not None else None
+        if deploy is None or ts < deploy.started_at_ms:
+            return
+        if self.rule.reached_only and self._region not in deploy.reached:
+            return  # the region still runs the old version: no evidence about the new one
+        num = values.get(self._num, 0.0 if self.rule.spec.is_rate else None)
+        if num is None or not 0.0 <= num < math.inf:
+            return
+        den = 0.0
+        if self.rule.spec.is_rate:
+            found = values.get(self._den)
+            if found is None or not num <= found < math.inf:
+                return  # a glitch (more errors than requests, NaN): no evidence, no crash
+            den = found
+        span = self.span
+        index = ts // BUCKET_MS
+        if index != span.index:
+            if index < span.index:
+                return  # late for a span already paired: no evidence
+            if span.index >= 0:
+                self._pair(span, deploy.started_at_ms, ts)
+            span.start(index)
+        span.add(num, den, values.get("requests"))
+
+    def _pair(self, span: SpanSums, started_at_ms: int, at_ms: int) -> None:
+        """Feed the test one finished span and the pre-deploy bucket ``before`` earlier."""
+        lo = (span.index - self._lag) * BUCKET_MS
+        store = self._service.region_buckets(self._region) if self._service else None
+        if store is None or lo + BUCKET_MS > started_at_ms:
+            return  # that bucket is (partly) after the start: nothing to compare with
+        num, den, count = store.query(self.rule.measure, lo, lo + BUCKET_MS)  # type: ignore[arg-type]
+        if count == 0:
+            return  # no traffic in that bucket (or it has left the ring)
+        test, state = self.test, self.state
+        if isinstance(test, RateTest):
+            if 0.0 <= num <= den and span.den > 0.0:
+                test.update(state, span.den, span.num, den, num, at_ms)  # type: ignore[arg-type]
+            return
+        assert isinstance(test, ShiftTest)  # noqa: S101 - not a rate: a gauge
+        assert isinstance(state, ShiftState)  # noqa: S101
+        if count != span.count:
+            # Means of unequally many samples are not alike under "no change": skip the pair.
+            test.skip(state, at_ms)
+            return
+        requests, _, sized = store.query(REQUESTS, lo, lo + BUCKET_MS)
+        ref_requests = requests / count if sized == count else None
+        own_requests = span.requests / span.count if span.requests >= 0.0 else None
+        test.update(state, span.num / span.count, num / count, at_ms, own_requests, ref_requests)
 
     def evidence(self) -> dict[str, Any]:
         """The test's evidence as plain JSON values."""

@@ -185,7 +185,7 @@ def compare_reason(comparison: Comparison) -> str:
     found = comparison.test.evidence(comparison.state)  # type: ignore[arg-type]
     rule = comparison.rule
     return (
-        f"{rule.label} {found.verdict.replace('_', ' ')} than stable ({found.effect};"
+        f"{rule.label} {found.verdict.replace('_', ' ')} than {comparison.against} ({found.effect};"
         f" e-value {found.e_value_worse:.3g} after {found.updates} updates)"
     )
 
@@ -197,7 +197,7 @@ def compare_evidence(b: Binding) -> dict[str, Any]:
         "metric": b.rule.spec.metric,
         "region": b.series.region or None,
         "cohort": b.series.cohort or None,
-        "baseline_kind": "stable",
+        "baseline_kind": "before" if b.comparison.before else "stable",
         "statistics": b.comparison.evidence(),
     }
 

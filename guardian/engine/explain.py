@@ -71,7 +71,7 @@ def _compared(b: Binding) -> str:
         return b.last_reason
     found = comparison.test.evidence(comparison.state)  # type: ignore[arg-type]
     return (
-        f"{found.verdict.replace('_', ' ')} vs stable ({found.effect}):"
+        f"{found.verdict.replace('_', ' ')} vs {comparison.against} ({found.effect}):"
         f" e-value {found.e_value_worse:.3g} for worse, {found.e_value_not_worse:.3g}"
         f" for not worse, after {found.updates} updates"
     )

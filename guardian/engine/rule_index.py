@@ -13,6 +13,7 @@ whole fleet); per-service results are not cached here, services keep their plan.
 
 from __future__ import annotations
 
+from guardian.engine.compare import REQUESTS
 from guardian.engine.rules.compiled import AggKey, CompiledRule, MeasureKey, compile_rules
 from guardian.engine.rules.loader import RuleSet
 from guardian.engine.rules.model import Settings as PackSettings
@@ -60,6 +61,14 @@ class RuleIndex:
                 if r.baseline is not None and r.baseline.baseline == "pre_deploy" and r.measure:
                     keep = r.baseline.baseline_window + self._lateness + 2 * BUCKET_MS
                     measures[r.measure] = max(keep, measures.get(r.measure, 0))
+                compare = r.spec.compare
+                if compare is not None and compare.baseline == "before" and r.measure:
+                    # Each span after the deploy reads the bucket ``before`` earlier, once the
+                    # span is over (a few buckets later at most, plus the lateness).
+                    keep = compare.before + self._lateness + 4 * BUCKET_MS
+                    needed = [r.measure] if r.spec.is_rate else [r.measure, REQUESTS]
+                    for measure in needed:
+                        measures[measure] = max(keep, measures.get(measure, 0))
             plan = self._plans[chosen] = Plan(rules, measures)
         return plan
 

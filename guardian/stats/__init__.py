@@ -14,7 +14,7 @@ clock (event time is passed in), no numpy: plain floats and ``math``.
 """
 
 from guardian.stats.evidence import Estimate, Evidence, Verdict
-from guardian.stats.pairing import CountPairing, LatestSample
+from guardian.stats.pairing import CountPairing, LatestSample, SpanSums
 from guardian.stats.rates import RateState, RateTest
 from guardian.stats.shift import ShiftState, ShiftTest
 
@@ -27,5 +27,6 @@ __all__ = [
     "RateTest",
     "ShiftState",
     "ShiftTest",
+    "SpanSums",
     "Verdict",
 ]

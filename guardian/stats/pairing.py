@@ -6,6 +6,10 @@ each cohort's counts until both have reported since the last update, then
 hands both sums over at once, so every update covers (about) one shared
 span. ``LatestSample`` keeps stable's newest gauge sample for the canary's
 next one to be paired with, and refuses a sample that is too old.
+``SpanSums`` sums one series' events over one fixed span of event time (30 s
+buckets), for a test against the same region before the deploy: each span
+is paired, once it is over, with the bucket of pre-deploy traffic it is
+compared with.
 
 Limits: no clock and no buffer; a cohort that stops reporting simply makes
 no more updates (the tests stay where they are: inconclusive is reported).
@@ -82,3 +86,30 @@ class LatestSample(Snapshot):
         if self.value is None or abs(at_ms - self.at_ms) > max_age_ms:
             return None
         return self.value
+
+
+class SpanSums(Snapshot):
+    """Sums of one fixed span of event time still being filled: three floats, two ints."""
+
+    __slots__ = ("count", "den", "index", "num", "requests")
+
+    def __init__(self) -> None:
+        self.index = -1  # the span being filled (event time // span length), -1 if none
+        self.num = self.den = self.requests = 0.0
+        self.count = 0
+
+    def start(self, index: int) -> None:
+        """Empty sums for span ``index``."""
+        self.index = index
+        self.num = self.den = self.requests = 0.0
+        self.count = 0
+
+    def add(self, num: float, den: float, requests: float | None) -> None:
+        """Add one event's numerator, denominator (0 for a gauge) and requests (-1: unknown)."""
+        self.num += num
+        self.den += den
+        if requests is None or self.requests < 0.0:
+            self.requests = -1.0  # one event without requests: the span's are unknown
+        else:
+            self.requests += requests
+        self.count += 1

@@ -211,6 +211,13 @@ class ShiftTest:
                         state.not_worse_at_ms = at_ms
         return state.verdict
 
+    def skip(self, state: ShiftState, at_ms: int) -> Verdict:
+        """Count a sample that could not be paired (it is no evidence either way)."""
+        if state.started_at_ms is None:
+            state.started_at_ms = at_ms
+        state.skipped += 1
+        return state.verdict
+
     # ------------------------------------------------------------------ reporting
     def e_values(self, state: ShiftState) -> tuple[float, float]:
         """The current e-values against "not worse than tolerance" and "worse by the effect"."""

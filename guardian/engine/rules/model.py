@@ -151,13 +151,18 @@ def _increase(value: object) -> tuple[float, str]:
 
 
 class CompareCondition(_Model):
-    """A statistical comparison with the stable cohort at the same time, decided per event.
+    """A statistical comparison, decided per event, with the stable cohort at the same time
+    (``baseline: stable``) or with the same region before the deploy (``baseline: before``).
 
     Rates (``error_rate`` or numerator/denominator): ``at_least: 2x`` and/or
     ``plus: 0.5pp``. Gauges (``latency_p95_ms``): ``plus: +20%``.
     """
 
-    baseline: Literal["stable"] = "stable"
+    baseline: Literal["stable", "before"] = "stable"
+    # ``before``: how far back before the deploy the region's traffic is the baseline; each
+    # 30 s after the deploy is compared with the 30 s this long earlier, so it is also how
+    # long after the deploy's start the test can go on.
+    before: Annotated[int, BeforeValidator(_duration), Field(ge=60_000)] = 30 * 60_000
     at_least: Annotated[float, BeforeValidator(_ratio), Field(gt=1.0)] | None = None
     plus: Annotated[tuple[float, str], BeforeValidator(_increase)] | None = None
     confidence: float = Field(default=0.99, gt=0.5, lt=1.0)
@@ -255,7 +260,9 @@ class Rule(_Model):
     def _check_compare(self, compare: CompareCondition) -> None:
         if self.check is not None:
             raise ValueError("a check rule takes no 'compare'")
-        if self.match.cohort is None or "stable" in self.match.cohort:
+        if compare.baseline == "stable" and (
+            self.match.cohort is None or "stable" in self.match.cohort
+        ):
             raise ValueError(
                 "'compare' judges a cohort against stable: say match: {cohort: canary}"
             )

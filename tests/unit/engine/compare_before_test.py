@@ -1,0 +1,165 @@
+"""``compare: {baseline: before}``: each region against its own traffic before the deploy."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from guardian.engine import Engine, decode_snapshot, encode_snapshot
+from guardian.engine.decision import Decision
+from guardian.engine.rules.loader import RuleError
+from guardian.wire.events import InputEvent
+from tests.unit.engine.builders import at, deploy, metric, rules, run
+
+BEFORE = """
+rules:
+  - name: region-errors-stat
+    match: {strategy: progressive}
+    regions: reached
+    metric: error_rate
+    compare: {baseline: before, before: 10m, at_least: 2x, plus: 0.5pp}
+    action: rollback
+  - name: region-p95-stat
+    match: {strategy: progressive}
+    regions: reached
+    metric: latency_p95_ms
+    compare: {baseline: before, before: 10m, plus: +20%}
+    action: rollback
+"""
+KEY = ("checkout", "production")
+
+
+def _region(
+    rng: random.Random, *, region: str = "us-east", after_rate: float = 0.005, p95: float = 120.0
+) -> list[InputEvent]:
+    """10 min before and 10 min after a deploy at 0, every 10 s: 200 requests, binomial errors."""
+    out: list[InputEvent] = []
+    for second in range(-600, 600, 10):
+        rate = 0.005 if second < 0 else after_rate
+        errors = sum(rng.random() < rate for _ in range(200))
+        shift = p95 if second >= 0 else 120.0
+        out.append(
+            metric(
+                second,
+                region=region,
+                requests=200,
+                errors=errors,
+                latency_p95_ms=shift * rng.uniform(0.9, 1.1),
+            )
+        )
+    return out
+
+
+def _timeline(
+    *regions: list[InputEvent], reached: tuple[str, ...] = ("us-east",)
+) -> list[InputEvent]:
+    events = [e for region in regions for e in region]
+    events.append(deploy(0, strategy="progressive", regions=list(reached)))
+    return sorted(events, key=lambda e: e.timestamp)
+
+
+def _key(decisions: list[Decision]) -> list[tuple[str, int, dict[str, object]]]:
+    return [(d.rule, d.at_ms, d.evidence) for d in decisions]
+
+
+def test_a_region_failing_four_times_as_often_as_before_is_rolled_back() -> None:
+    """2% errors after the deploy against 0.5% before: rolled back within minutes, with evidence."""
+    events = _timeline(_region(random.Random(1), after_rate=0.02))
+    decisions = run(Engine(rules(BEFORE)), events)
+    assert [(d.rule, d.action) for d in decisions] == [("region-errors-stat", "rollback")]
+    decided = decisions[0]
+    assert decided.at_ms - events[0].timestamp <= 600_000 + 5 * 60_000
+    assert decided.evidence["baseline_kind"] == "before"
+    stats = decided.evidence["statistics"]
+    assert stats["verdict"] == "worse"
+    assert stats["stable"]["requests"] == stats["canary"]["requests"]  # 30 s against 30 s
+    assert "than the region 10m before" in decided.reason
+
+
+def test_a_slower_region_is_rolled_back_by_the_shift_test() -> None:
+    """p95 +40% after the deploy: the sign test on 30 s means concludes ``worse``."""
+    decisions = run(Engine(rules(BEFORE)), _timeline(_region(random.Random(2), p95=168.0)))
+    assert [d.rule for d in decisions] == ["region-p95-stat"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_healthy_regions_are_left_alone(seed: int) -> None:
+    """The same traffic before and after, with its noise, rolls nothing back (40 regions)."""
+    assert run(Engine(rules(BEFORE)), _timeline(_region(random.Random(seed)))) == []
+
+
+def test_a_region_not_reached_gives_no_evidence() -> None:
+    """Bad traffic in a region the rollout has not reached is not the new version's doing."""
+    engine = Engine(rules(BEFORE))
+    events = _timeline(
+        _region(random.Random(3)), _region(random.Random(4), region="eu-west", after_rate=0.05)
+    )
+    assert run(engine, events) == []
+    st = engine.inspect(*KEY)
+    assert st is not None
+    assert st.comparisons[("region-errors-stat", "eu-west")].evidence()["updates"] == 0
+    assert st.comparisons[("region-errors-stat", "us-east")].evidence()["updates"] > 0
+
+
+def test_the_test_reads_the_pre_deploy_buckets_the_threshold_rules_keep() -> None:
+    """No second store: the region's 30 s baseline buckets hold the measures the tests read."""
+    engine = Engine(rules(BEFORE))
+    run(engine, _timeline(_region(random.Random(5))))
+    st = engine.inspect(*KEY)
+    assert st is not None
+    assert set(st.baselines) == {"us-east"}
+    measures = [tuple(m) for m in st.baselines["us-east"].export().measures]
+    assert ("errors", "requests", 0.0) in measures
+    assert ("latency_p95_ms", None, None) in measures
+
+
+@pytest.mark.parametrize("cut", [0.2, 0.5, 0.8])
+def test_a_takeover_midway_decides_exactly_as_the_uninterrupted_run(cut: float) -> None:
+    """The span being summed and the test's state are saved: the same decision, time, evidence."""
+    events = _timeline(_region(random.Random(1), after_rate=0.012))
+    whole = run(Engine(rules(BEFORE)), events)
+    assert [d.rule for d in whole] == ["region-errors-stat"]
+    started = next(i for i, e in enumerate(events) if e.timestamp > at(30))
+    decided = next(i for i, e in enumerate(events) if e.timestamp >= whole[0].at_ms)
+    assert decided - started > 5
+    half = started + int((decided - started) * cut)
+    first = Engine(rules(BEFORE))
+    assert run(first, events[:half]) == []
+    snapshot = first.snapshot(*KEY)
+    assert snapshot is not None
+    second = Engine(rules(BEFORE))
+    second.restore(decode_snapshot(encode_snapshot(snapshot)))
+    assert _key(run(second, events[half:])) == _key(whole)
+
+
+def test_a_reload_changing_the_window_before_restarts_the_test() -> None:
+    """``before: 10m`` to ``before: 5m`` compares with other buckets: the evidence starts over."""
+    events = _timeline(_region(random.Random(6)))
+    engine = Engine(rules(BEFORE))
+    run(engine, events[:100])
+    engine.swap_rules(rules(BEFORE.replace("before: 10m, at_least", "before: 5m, at_least")))
+    st = engine.inspect(*KEY)
+    assert st is not None
+    assert st.comparisons[("region-errors-stat", "us-east")].evidence()["updates"] == 0
+    assert st.comparisons[("region-p95-stat", "us-east")].evidence()["updates"] > 0
+
+
+@pytest.mark.parametrize(
+    ("compare", "message"),
+    [
+        ("{baseline: before, before: 10s, at_least: 2x}", "greater than or equal to 60000"),
+        ("{baseline: stable, at_least: 2x}", "cohort"),
+    ],
+)
+def test_before_needs_a_minute_and_stable_needs_a_cohort(compare: str, message: str) -> None:
+    """A window shorter than two buckets is refused; ``before`` needs no cohort, stable does."""
+    text = f"""
+rules:
+  - name: bad
+    metric: error_rate
+    compare: {compare}
+    action: rollback
+"""
+    with pytest.raises(RuleError, match=message):
+        rules(text)
