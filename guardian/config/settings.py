@@ -31,7 +31,7 @@ EMBEDDED_FETCH_WAIT_MS = 10
 # pack, buffers of a full batch: ~82 MB RSS measured with 1,000 series) is reserved
 # first; the rest is divided by what one series costs. benchmarks/memory.py measured
 # 10.6 KB of RSS per series with no live deploy (one event per 10 s, two of the four
-# baseline measures sent; ~12 KB with all four), and ~13 KB per name in the flood a
+# baseline measures sent; ~12 KB with all four), and ~11 KB per name in the flood a
 # bad label produces (a service per series); a series sending every second keeps ~3 KB
 # more in its lateness buffer, and live deploys (14 KB per series) may take their
 # series past the cap, so the figure below has that margin.
