@@ -163,3 +163,50 @@ rules:
 """
     with pytest.raises(RuleError, match=message):
         rules(text)
+
+
+def _region_test(engine: Engine, rule: str = "region-errors-stat") -> dict[str, object]:
+    st = engine.inspect(*KEY)
+    assert st is not None
+    return st.comparisons[(rule, "us-east")].evidence()
+
+
+def test_a_region_reached_after_its_window_is_used_up_is_not_judged() -> None:
+    """The horizon: with ``before: 10m`` a region reached 12 min in has nothing to compare with."""
+    events = [e for e in _region(random.Random(7), after_rate=0.05) if e.timestamp < at(0)]
+    events += [metric(s, requests=200, errors=10) for s in range(0, 1200, 10)]
+    events.append(deploy(0, strategy="progressive", regions=["eu-west"]))
+    events.append(deploy(720, "progressed", strategy="progressive", regions=["eu-west", "us-east"]))
+    engine = Engine(rules(BEFORE))
+    assert run(engine, sorted(events, key=lambda e: e.timestamp)) == []
+    found = _region_test(engine)
+    assert found["verdict"] == "inconclusive"
+    assert found["updates"] == 0
+
+
+def test_late_and_incomplete_events_are_no_evidence() -> None:
+    """An event for a span already compared, or without requests, changes nothing."""
+    events = _timeline(_region(random.Random(8)))
+    closing = metric(390, requests=200, errors=1)  # closes the span 360-390 s
+    plain = Engine(rules(BEFORE))
+    run(plain, [*events[:100], closing])  # up to 380 s after the deploy, then 390 s
+    engine = Engine(rules(BEFORE))
+    run(engine, events[:100])
+    late = metric(300, requests=200, errors=150)  # its span was compared already
+    incomplete = metric(381, errors=3)  # errors out of no known number of requests
+    run(engine, [late, incomplete, closing])
+    found = _region_test(engine)
+    assert found["updates"] == 13
+    assert found == _region_test(plain)
+
+
+def test_a_gauge_span_with_another_number_of_samples_is_skipped() -> None:
+    """Means of unequally many samples are not compared: the pair is counted as skipped."""
+    before = [metric(s, requests=200, latency_p95_ms=120.0) for s in range(-600, 0, 10)]
+    after = [metric(s, requests=200, latency_p95_ms=200.0) for s in range(0, 300, 5)]
+    engine = Engine(rules(BEFORE))
+    events = sorted([*before, deploy(0, strategy="progressive"), *after], key=lambda e: e.timestamp)
+    assert run(engine, events) == []
+    found = _region_test(engine, "region-p95-stat")
+    assert found["canary"]["samples"] == 0  # type: ignore[index]
+    assert found["canary"]["skipped"] > 0  # type: ignore[index]
