@@ -205,7 +205,8 @@ def test_a_gauge_span_with_another_number_of_samples_is_skipped() -> None:
     before = [metric(s, requests=200, latency_p95_ms=120.0) for s in range(-600, 0, 10)]
     after = [metric(s, requests=200, latency_p95_ms=200.0) for s in range(0, 300, 5)]
     engine = Engine(rules(BEFORE))
-    events = sorted([*before, deploy(0, strategy="progressive"), *after], key=lambda e: e.timestamp)
+    events: list[InputEvent] = [*before, deploy(0, strategy="progressive"), *after]
+    events.sort(key=lambda e: e.timestamp)
     assert run(engine, events) == []
     found = _region_test(engine, "region-p95-stat")
     assert found["canary"]["samples"] == 0  # type: ignore[index]
