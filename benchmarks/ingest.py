@@ -45,11 +45,7 @@ from guardian.inputs.cumulative import SeriesState
 from guardian.inputs.mapping import InputsFile, compile_mapping
 from guardian.inputs.otlp import OtlpConverter, decode_otlp
 from guardian.inputs.prompb.remote_pb2 import WriteRequest
-from guardian.inputs.remote_write import (
-    RemoteWriteConverter,
-    decode_write_request,
-    encode_write_request,
-)
+from guardian.inputs.remote_write import RemoteWriteConverter, encode_write_request
 from guardian.wire.events import decode_event, encode_event
 from tests.unit.inputs.builders import BOUNDS_S, export, histogram
 
@@ -184,7 +180,7 @@ def run(kind: str, records: list[bytes], rules: Path) -> dict[str, float]:
         prometheus = RemoteWriteConverter(compile_mapping(mapping.prometheus), SeriesState())
 
         def convert(data: bytes) -> tuple[list[bytes], int]:
-            result, batch = prometheus.convert(decode_write_request(data))
+            result, batch = prometheus.convert(prometheus.read(data))
             batch.commit()
             return [encode_event(e) for e in result.events], result.samples
 

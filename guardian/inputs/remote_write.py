@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Hashable
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cramjam
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -39,22 +39,21 @@ from guardian.inputs.assemble import (
     EventAssembler,
     Identity,
     check_identity,
-    valid_time,
 )
 from guardian.inputs.cumulative import SeriesState, StateBatch, series_key
 from guardian.inputs.mapping import Mapping, Target
-from guardian.inputs.prompb.remote_pb2 import WriteRequest
-
-if TYPE_CHECKING:
-    from guardian.inputs.prompb.remote_pb2 import TimeSeries
+from guardian.inputs.prompb.remote_pb2 import TimeSeries, WriteRequest
+from guardian.inputs.remote_wire import SampleSplitter, split_envelope
+from guardian.wire.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
 
 MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
 # Prometheus marks a series that disappeared with this NaN (value.StaleNaN).
 _STALE_NAN = struct.pack("<Q", 0x7FF0000000000002)
+_PROTOBUF_ERRORS = (ProtobufDecodeError, RecursionError, ValueError)
 
 
-def decode_write_request(body: bytes) -> WriteRequest:
-    """A remote-write body as a ``WriteRequest``; ``DecodeError`` says why it cannot be read."""
+def _uncompress(body: bytes) -> bytes:
+    """A snappy block body uncompressed, refused above ``MAX_UNCOMPRESSED_BYTES`` first."""
     try:
         size = cramjam.snappy.decompress_raw_len(body)
     except cramjam.DecompressionError as exc:
@@ -64,12 +63,17 @@ def decode_write_request(body: bytes) -> WriteRequest:
             f"body claims {size} uncompressed bytes, over the {MAX_UNCOMPRESSED_BYTES} limit"
         )
     try:
-        raw = bytes(cramjam.snappy.decompress_raw(body))
+        return bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:
         raise DecodeError(f"not snappy block format: {exc}") from None
+
+
+def decode_write_request(body: bytes) -> WriteRequest:
+    """A remote-write body as a ``WriteRequest``; ``DecodeError`` says why it cannot be read."""
+    raw = _uncompress(body)
     try:
         return WriteRequest.FromString(raw)
-    except (ProtobufDecodeError, RecursionError, ValueError) as exc:
+    except _PROTOBUF_ERRORS as exc:
         raise DecodeError(f"not a remote-write WriteRequest protobuf: {exc}") from None
 
 
@@ -110,49 +114,51 @@ class _SeriesPlan:
 _Prepared = tuple[str, Identity, _SeriesPlan, Hashable]
 
 
+@dataclass(slots=True)
+class WriteSamples:
+    """A request read against the converter's series cache: per sample, its series and reading.
+
+    Column-wise (three parallel lists), so a request of thousands of series
+    builds no object per sample; samples of series that are skipped whatever
+    their values (unmapped, no service...) are only counted.
+    """
+
+    series: list[_Prepared] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)
+    samples: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
 class RemoteWriteConverter:
-    """Turns ``WriteRequest`` messages into metric events through one ``SeriesState``."""
+    """Turns remote-write requests into metric events through one ``SeriesState``."""
 
     def __init__(self, mapping: Mapping, state: SeriesState) -> None:
         self.mapping = mapping
         self.state = state
         self._le_cache: dict[str, float] = {}
         # Every scrape sends the same series again; the cache is as bounded as the state.
-        self._prepared: dict[str, _Prepared | str] = {}
+        # Keyed by a series' label bytes when it comes in Prometheus' shape, else by its
+        # labels as text (bytes and str keys never meet).
+        self._prepared: dict[str | bytes, _Prepared | str] = {}
         self._cache_limit = min(state.max_series, 100_000)
+        self._splitter = SampleSplitter()
 
-    def convert(self, request: WriteRequest) -> tuple[Conversion, StateBatch]:
+    def read(self, body: bytes) -> WriteSamples:
+        """A remote-write body read for ``convert``; ``DecodeError`` says why it cannot be."""
+        return self._read(split_envelope(_uncompress(body)))
+
+    def convert(self, request: WriteRequest | WriteSamples) -> tuple[Conversion, StateBatch]:
         """The events of one request, and the state updates to commit once they are written."""
-        result = Conversion()
+        if isinstance(request, WriteRequest):
+            request = self._read(split_envelope(request.SerializeToString()))
+        result = Conversion(samples=request.samples, skipped=Counter(request.skipped))
         batch = self.state.batch()
         assembler = EventAssembler(self.mapping.quantiles)
-        for series in request.timeseries:
-            self._series(series, batch, assembler, result)
-        result.events = assembler.events(result.skipped)
-        if batch.out_of_order:
-            result.skipped["out_of_order"] += batch.out_of_order
-        return result, batch
-
-    def _series(
-        self,
-        series: TimeSeries,
-        batch: StateBatch,
-        assembler: EventAssembler,
-        result: Conversion,
-    ) -> None:
-        samples = series.samples
-        count = len(samples)
-        result.samples += count
-        if not count:
-            return
-        prepared = self._lookup(series)
-        if isinstance(prepared, str):
-            result.skipped[prepared] += count
-            return
-        name, identity, plan, key = prepared
         skipped = result.skipped
-        for sample in samples:
-            value, ts = sample.value, sample.timestamp
+        increment = batch.increment
+        for prepared, value, ts in zip(request.series, request.values, request.times, strict=True):
+            name, identity, plan, key = prepared
             if not math.isfinite(value):
                 if _is_stale(value):
                     batch.forget(key)
@@ -160,39 +166,93 @@ class RemoteWriteConverter:
                 else:
                     skipped["not_finite"] += 1
                 continue
-            if not valid_time(ts):
+            if not MIN_EVENT_TIME_MS <= ts <= MAX_EVENT_TIME_MS:
                 skipped["bad_timestamp"] += 1
                 continue
-            increment = 0.0
+            counted = 0.0
             if plan.counter:
                 if value < 0:
                     skipped["negative_counter"] += 1
                     continue
-                found = batch.increment(key, ts, value)
+                found = increment(key, ts, value)
                 if found is None:
                     continue
-                increment = found
+                counted = found
             if plan.requests is not None:
-                assembler.requests(identity, ts, increment, plan.requests)
+                assembler.requests(identity, ts, counted, plan.requests)
             if plan.le is not None:
-                assembler.bucket(identity, ts, name, plan.scale_ms, plan.le, increment)
+                assembler.bucket(identity, ts, name, plan.scale_ms, plan.le, counted)
             for value_key, is_counter in plan.values:
                 assembler.value(
-                    identity, ts, value_key, increment if is_counter else value, is_counter
+                    identity, ts, value_key, counted if is_counter else value, is_counter
                 )
+        result.events = assembler.events(skipped)
+        if batch.out_of_order:
+            skipped["out_of_order"] += batch.out_of_order
+        return result, batch
 
-    def _lookup(self, series: TimeSeries) -> _Prepared | str:
-        """What a series is, from the cache when it was seen before."""
+    def _read(self, raws: Sequence[bytes]) -> WriteSamples:
+        """Each serialized series looked up by its label bytes; parsed only when not known."""
+        out = WriteSamples()
+        series, values, times, skipped = out.series, out.values, out.times, out.skipped
+        cache, split = self._prepared, self._splitter.split
+        for raw in raws:
+            cut = split(raw)
+            if cut is not None:
+                prepared = cache.get(cut[0])
+                if prepared is not None:
+                    out.samples += 1
+                    if isinstance(prepared, str):
+                        skipped[prepared] += 1
+                    else:
+                        series.append(prepared)
+                        values.append(cut[1])
+                        times.append(cut[2])
+                    continue
+            self._read_series(raw, cut, out)
+        return out
+
+    def _read_series(
+        self, raw: bytes, cut: tuple[bytes, float, int] | None, out: WriteSamples
+    ) -> None:
+        """A series parsed (and so validated) in full: new to the cache, or of another shape."""
+        try:
+            series = TimeSeries.FromString(raw)
+        except _PROTOBUF_ERRORS as exc:
+            raise DecodeError(f"not a remote-write WriteRequest protobuf: {exc}") from None
+        samples = series.samples
+        count = len(samples)
+        out.samples += count
+        if not count:
+            return
+        prepared = self._lookup(series, cut[0] if cut is not None and count == 1 else None)
+        if isinstance(prepared, str):
+            out.skipped[prepared] += count
+            return
+        for sample in samples:
+            out.series.append(prepared)
+            out.values.append(sample.value)
+            out.times.append(sample.timestamp)
+
+    def _lookup(self, series: TimeSeries, label_bytes: bytes | None) -> _Prepared | str:
+        """What a series is, from the cache when it was seen before.
+
+        ``label_bytes``: where ``SampleSplitter`` cut the series; the entry is
+        cached under them only if they are exactly its labels, serialized.
+        """
         labels = series.labels
         if labels and labels[0].name == "__name__" and labels[0].value not in self.mapping.targets:
             return "unmapped_metric"  # most of what Prometheus scrapes: say so before any work
         text = "\xff".join([f"{label.name}\xfe{label.value}" for label in labels])
-        prepared = self._prepared.get(text)
+        key: str | bytes = text
+        if label_bytes is not None and TimeSeries(labels=labels).SerializeToString() == label_bytes:
+            key = label_bytes
+        prepared = self._prepared.get(key)
         if prepared is None:
             prepared = self._prepare(series, text)
             if len(self._prepared) >= self._cache_limit:
                 self._prepared.clear()
-            self._prepared[text] = prepared
+            self._prepared[key] = prepared
         return prepared
 
     def _prepare(self, series: TimeSeries, text: str) -> _Prepared | str:

@@ -49,7 +49,6 @@ from guardian.inputs.adapters.auth import require_role
 from guardian.inputs.adapters.body import read_body
 from guardian.inputs.assemble import Conversion
 from guardian.inputs.cumulative import StateBatch
-from guardian.inputs.prompb.remote_pb2 import WriteRequest
 from guardian.inputs.records import (
     DeadLetters,
     EventSink,
@@ -57,7 +56,7 @@ from guardian.inputs.records import (
     event_records,
     request_dead_letter,
 )
-from guardian.inputs.remote_write import RemoteWriteConverter, decode_write_request
+from guardian.inputs.remote_write import RemoteWriteConverter, WriteSamples
 from guardian.manual.tokens import TokenFile
 from guardian.metrics import GuardianMetrics
 
@@ -159,7 +158,7 @@ class RemoteWriteRoutes:
     async def _take(self, request: web.Request) -> None:
         body = await read_body(request, MAX_BODY_BYTES, "bodies")
         try:
-            message = decode_write_request(body)
+            message = self.converter.read(body)
         except DecodeError as exc:
             if self._throttle.due("unreadable"):
                 log.warning("remote_write_unreadable", reason=exc.reason, size=len(body))
@@ -188,7 +187,7 @@ class RemoteWriteRoutes:
                 log.warning("remote_write_samples_not_mapped", **dict(self._skipped))
                 self._skipped.clear()
 
-    async def _convert(self, message: WriteRequest) -> tuple[Conversion, StateBatch]:
+    async def _convert(self, message: WriteSamples) -> tuple[Conversion, StateBatch]:
         """Convert against the newest state, once no other request is writing the same series."""
         try:
             async with asyncio.timeout(self._write_timeout_s):

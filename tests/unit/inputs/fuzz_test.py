@@ -6,6 +6,7 @@ import contextlib
 import math
 
 import cramjam
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,60 @@ def test_any_otlp_histogram_converts_to_valid_events(
         result, batch = conv.convert(export({**CANARY, **resource}, [metric]))
         batch.commit()
         _valid(result.events)
+
+
+ONE_SAMPLE = st.lists(
+    st.tuples(
+        st.dictionaries(LABEL_NAMES, LABEL_VALUES, max_size=7),
+        NAMES,
+        st.tuples(TIMES, VALUES),
+    ),
+    max_size=8,
+)
+
+
+@FUZZ
+@given(st.lists(ONE_SAMPLE, min_size=1, max_size=3))
+def test_bodies_read_by_label_bytes_convert_as_parsed_in_full(scrapes: list) -> None:  # type: ignore[type-arg]
+    """Series of one sample (Prometheus' shape), cached by label bytes: the same as a full parse."""
+    fast, full = _remote_write(), _remote_write()
+    for series in scrapes:
+        request = write_request(
+            [({**labels, "__name__": name}, [sample]) for labels, name, sample in series]
+        )
+        body = encode_write_request(request)
+        for _ in range(2):  # the second read finds every series in the cache
+            expected, full_batch = full.convert(decode_write_request(body))
+            found, fast_batch = fast.convert(fast.read(body))
+            assert (found.events, found.samples, found.skipped) == (
+                expected.events,
+                expected.samples,
+                expected.skipped,
+            )
+            full_batch.commit()
+            fast_batch.commit()
+
+
+@FUZZ
+@given(st.integers(0, 400), st.binary(min_size=1, max_size=1))
+def test_mangled_bodies_read_by_label_bytes_fail_as_a_full_parse(cut: int, flip: bytes) -> None:
+    """A known series' body cut or flipped: read refuses exactly the bodies a full parse does."""
+    labels = {"__name__": "http_requests_total", **CANARY, "job": "c", "code": "500"}
+    conv = _remote_write()
+    body = encode_write_request(write_request([(labels, [(T0_MS, 1.0)])]))
+    conv.convert(conv.read(body))
+    raw = bytes(cramjam.snappy.decompress_raw(body))
+    for mangled in (raw[:cut], raw[:cut] + flip + raw[cut + 1 :]):
+        compressed = bytes(cramjam.snappy.compress_raw(mangled))
+        try:
+            expected = conv.convert(decode_write_request(compressed))[0]
+        except DecodeError:
+            with pytest.raises(DecodeError):
+                conv.read(compressed)
+            continue
+        found = conv.convert(conv.read(compressed))[0]
+        assert (found.events, found.samples, found.skipped) == (
+            expected.events,
+            expected.samples,
+            expected.skipped,
+        )
