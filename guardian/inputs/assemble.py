@@ -198,6 +198,35 @@ class EventAssembler:
             slot = self._slots[key] = _Slot()
         return slot
 
+    def reserve(self, identity: Identity, ts_ms: int) -> None:
+        """Place an event now that a caller summing on its own will fill in later.
+
+        Events of one timestamp come out in the order of their first
+        contribution; a caller that sums a request's samples itself (remote
+        write) reserves at its first sample and adds the totals at the end.
+        """
+        self._slot(identity, ts_ms)
+
+    def request_totals(
+        self, identity: Identity, ts_ms: int, requests: float, errors: float
+    ) -> None:
+        """``requests`` requests, ``errors`` of them errors, in the interval ending at ``ts_ms``."""
+        slot = self._slot(identity, ts_ms)
+        slot.has_requests = True
+        slot.requests += requests
+        slot.errors += errors
+
+    def bucket_totals(
+        self, identity: Identity, ts_ms: int, family: str, scale_ms: float, by_bound: Buckets
+    ) -> None:
+        """Bucket increments by upper bound of one latency histogram, summed by the caller."""
+        families = self._slot(identity, ts_ms).families
+        found = families.get(family)
+        if found is None:
+            found = families[family] = _Family(scale_ms)
+        for bound, count in by_bound.items():
+            found.add(bound, count)
+
     def requests(self, identity: Identity, ts_ms: int, count: float, error: bool) -> None:
         """``count`` requests in the interval ending at ``ts_ms``; all errors if ``error``."""
         slot = self._slot(identity, ts_ms)

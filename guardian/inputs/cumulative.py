@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Hashable, KeysView
+from collections.abc import Callable, Hashable, KeysView
 from operator import sub
 
 # Point = (start_ms, ts_ms, value); value is a float, or a tuple of floats (histograms).
@@ -76,6 +76,11 @@ class SeriesState:
     def get(self, key: Hashable) -> Point | None:
         """The last committed point of a series."""
         return self._points.get(key)
+
+    @property
+    def committed(self) -> Callable[[Hashable], Point | None]:
+        """``get`` without the call in between (the hot path of ``StateBatch``)."""
+        return self._points.get
 
     def forget(self, key: Hashable) -> None:
         """Drop a series (it ended: a staleness marker)."""
@@ -135,6 +140,7 @@ class StateBatch:
 
     def __init__(self, state: SeriesState) -> None:
         self._state = state
+        self._committed = state.committed
         self._updates: dict[Hashable, Point | None] = {}
         self.version = state.version  # the state this batch is computed against
         self._claimed = False
@@ -149,7 +155,7 @@ class StateBatch:
         updates = self._updates
         if key in updates:
             return updates[key]
-        return self._state.get(key)
+        return self._committed(key)
 
     def increment(
         self, key: Hashable, ts_ms: int, value: float, start_ms: int = 0, new_series: bool = False
@@ -160,8 +166,9 @@ class StateBatch:
         ``new_series``: the series started after the converter, so a first
         point counts in full.
         """
-        last = self._last(key)
-        self._updates[key] = (start_ms, ts_ms, value)
+        updates = self._updates
+        last = updates[key] if key in updates else self._committed(key)
+        updates[key] = (start_ms, ts_ms, value)
         if last is None:
             return value if new_series else None
         last_start, last_ts, last_value = last

@@ -35,6 +35,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from guardian.errors import DecodeError
 from guardian.inputs.assemble import (
+    Buckets,
     Conversion,
     EventAssembler,
     Identity,
@@ -130,6 +131,61 @@ class WriteSamples:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
+# Summed by convert, handed to the assembler once per event: [requests, errors] per
+# (identity, time), and (scale, bucket increments by bound) per (identity, time, histogram).
+_Totals = dict[tuple[Identity, int], list[float]]
+_BucketTotals = dict[tuple[Identity, int, str], tuple[float, Buckets]]
+
+
+def _sum(
+    request: WriteSamples, batch: StateBatch, assembler: EventAssembler, skipped: Counter[str]
+) -> tuple[_Totals, _BucketTotals]:
+    """A request's samples as increments, summed per event (values go to the assembler)."""
+    increment, reserve = batch.increment, assembler.reserve
+    totals: _Totals = {}
+    buckets: _BucketTotals = {}
+    for prepared, value, ts in zip(request.series, request.values, request.times, strict=True):
+        name, identity, plan, key = prepared
+        if not math.isfinite(value):
+            if _is_stale(value):
+                batch.forget(key)
+                skipped["ended"] += 1
+            else:
+                skipped["not_finite"] += 1
+            continue
+        if not MIN_EVENT_TIME_MS <= ts <= MAX_EVENT_TIME_MS:
+            skipped["bad_timestamp"] += 1
+            continue
+        counted = 0.0
+        if plan.counter:
+            if value < 0:
+                skipped["negative_counter"] += 1
+                continue
+            found = increment(key, ts, value)
+            if found is None:
+                continue
+            counted = found
+        if plan.requests is not None:
+            entry = totals.get((identity, ts))
+            if entry is None:
+                entry = totals[identity, ts] = [0.0, 0.0]
+                reserve(identity, ts)
+            entry[0] += counted
+            if plan.requests:
+                entry[1] += counted
+        le = plan.le
+        if le is not None:
+            family = buckets.get((identity, ts, name))
+            if family is None:
+                family = buckets[identity, ts, name] = (plan.scale_ms, {})
+                reserve(identity, ts)
+            by_bound = family[1]
+            by_bound[le] = by_bound.get(le, 0.0) + counted
+        for value_key, is_counter in plan.values:
+            assembler.value(identity, ts, value_key, counted if is_counter else value, is_counter)
+    return totals, buckets
+
+
 class RemoteWriteConverter:
     """Turns remote-write requests into metric events through one ``SeriesState``."""
 
@@ -155,40 +211,14 @@ class RemoteWriteConverter:
         result = Conversion(samples=request.samples, skipped=Counter(request.skipped))
         batch = self.state.batch()
         assembler = EventAssembler(self.mapping.quantiles)
-        skipped = result.skipped
-        increment = batch.increment
-        for prepared, value, ts in zip(request.series, request.values, request.times, strict=True):
-            name, identity, plan, key = prepared
-            if not math.isfinite(value):
-                if _is_stale(value):
-                    batch.forget(key)
-                    skipped["ended"] += 1
-                else:
-                    skipped["not_finite"] += 1
-                continue
-            if not MIN_EVENT_TIME_MS <= ts <= MAX_EVENT_TIME_MS:
-                skipped["bad_timestamp"] += 1
-                continue
-            counted = 0.0
-            if plan.counter:
-                if value < 0:
-                    skipped["negative_counter"] += 1
-                    continue
-                found = increment(key, ts, value)
-                if found is None:
-                    continue
-                counted = found
-            if plan.requests is not None:
-                assembler.requests(identity, ts, counted, plan.requests)
-            if plan.le is not None:
-                assembler.bucket(identity, ts, name, plan.scale_ms, plan.le, counted)
-            for value_key, is_counter in plan.values:
-                assembler.value(
-                    identity, ts, value_key, counted if is_counter else value, is_counter
-                )
-        result.events = assembler.events(skipped)
+        totals, buckets = _sum(request, batch, assembler, result.skipped)
+        for (identity, ts), (requests, errors) in totals.items():
+            assembler.request_totals(identity, ts, requests, errors)
+        for (identity, ts, name), (scale_ms, by_bound) in buckets.items():
+            assembler.bucket_totals(identity, ts, name, scale_ms, by_bound)
+        result.events = assembler.events(result.skipped)
         if batch.out_of_order:
-            skipped["out_of_order"] += batch.out_of_order
+            result.skipped["out_of_order"] += batch.out_of_order
         return result, batch
 
     def _read(self, raws: Sequence[bytes]) -> WriteSamples:
