@@ -271,7 +271,7 @@ class Comparison:
         errors = values.get(self._num, 0.0)
         if not 0.0 <= errors <= requests < math.inf:
             return  # a glitch (more errors than requests, NaN): no evidence, no crash
-        pair = self.pairing.add("canary" if canary else "stable", requests, errors)
+        pair = self.pairing.add("canary" if canary else "stable", requests, errors, ts)
         if pair is not None:
             self.test.update(self.state, *pair, ts)  # type: ignore[arg-type]
 
@@ -285,7 +285,7 @@ class Comparison:
         ref = latest.fresh(ts, self.max_age_ms)
         if ref is not None:
             requests = values.get("requests")
-            self.test.update(self.state, value, ref, ts, requests, latest.requests)  # type: ignore[arg-type]
+            self.test.update(self.state, value, ref[0], ts, requests, ref[1])  # type: ignore[arg-type]
 
     def _gauge_stable(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
         if deploy_id != self.deploy_id:

@@ -87,7 +87,7 @@ def test_restored_shift_state_and_pairing_continue_exactly() -> None:
     state, pairing, latest = test.start(), CountPairing(), LatestSample()
     for i in range(20):
         test.update(state, 130.0 + i, 100.0, i * 10_000, 100.0, 1000.0)
-    pairing.add("canary", 10.0, 1.0)
+    pairing.add("canary", 10.0, 1.0, 30_000)
     latest.set(118.5, 40_000, 990.0)
     for original in (state, pairing, latest):
         restored = type(original).from_dict(json.loads(json.dumps(original.to_dict())))

@@ -30,7 +30,7 @@ def judge(recording: Recording) -> tuple[str, int | None, str, int | None]:
         if at_ms <= recording.started_at_ms:
             continue
         values, cohort = event["values"], event["cohort"]
-        pair = pairing.add(cohort, values["requests"], values["errors"])
+        pair = pairing.add(cohort, values["requests"], values["errors"], at_ms)
         if pair is not None:
             rates.update(rate_state, *pair, at_ms)
         p95 = values.get("latency_p95_ms")
@@ -39,7 +39,7 @@ def judge(recording: Recording) -> tuple[str, int | None, str, int | None]:
         if cohort == "stable":
             reference.set(p95, at_ms, values["requests"])
         elif (stable := reference.fresh(at_ms, 10_000)) is not None:
-            shift.update(shift_state, p95, stable, at_ms, values["requests"], reference.requests)
+            shift.update(shift_state, p95, stable[0], at_ms, values["requests"], stable[1])
     return rate_state.verdict, rate_state.worse_at_ms, shift_state.verdict, shift_state.worse_at_ms
 
 
