@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -66,8 +67,22 @@ from guardian.stats.evidence import Verdict
 
 # One series' way into a test: (event time, values, deploy id).
 Feed = Callable[[int, dict[str, float], str], None]
-# Requests behind a gauge's samples, in the pre-deploy buckets (for ``min_requests``).
-REQUESTS: MeasureKey = ("requests", None, None)
+# Requests behind a gauge's samples in the pre-deploy buckets (for ``min_requests``): the
+# denominator of the error rate, a measure the error rules keep anyway (no column of its own).
+REQUESTS: MeasureKey = ("errors", "requests", 0.0)
+# What a test holds before its first event. Never mutated: the first event of a deploy
+# restarts the test with its own objects (its deploy id differs from None), so a service
+# with no live deploy holds no state per test beyond the ``Comparison`` itself.
+_EMPTY_PAIRING, _EMPTY_SPAN, _EMPTY_LATEST = CountPairing(), SpanSums(), LatestSample()
+_EMPTY_STATES: dict[type, RateState | ShiftState] = {}
+
+
+def _empty_state(test: StatTest) -> RateState | ShiftState:
+    """A shared fresh state of ``test``'s kind (the same shape for every test of a kind)."""
+    found = _EMPTY_STATES.get(type(test))
+    if found is None:
+        found = _EMPTY_STATES[type(test)] = test.start()
+    return found
 
 
 class DeployView(Protocol):
@@ -124,15 +139,17 @@ def hypothesis_of(rule: CompiledRule) -> str:
     """
     spec = rule.spec
     assert spec.compare is not None  # noqa: S101 - only compare rules have a test
-    return json.dumps(
-        {
-            "measure": rule.measure,
-            "aggregate": rule.aggregate,
-            "match": spec.match.model_dump(mode="json"),
-            "regions": spec.regions,
-            "compare": spec.compare.model_dump(mode="json"),
-        },
-        sort_keys=True,
+    return sys.intern(
+        json.dumps(
+            {
+                "measure": rule.measure,
+                "aggregate": rule.aggregate,
+                "match": spec.match.model_dump(mode="json"),
+                "regions": spec.regions,
+                "compare": spec.compare.model_dump(mode="json"),
+            },
+            sort_keys=True,
+        )
     )
 
 
@@ -178,10 +195,10 @@ class Comparison:
         self._service = service
         self._region = region
         self.deploy_id: str | None = None
-        self.state: RateState | ShiftState = test.start()
-        self.pairing = CountPairing()
-        self.span = SpanSums()  # ``before`` tests: the span being summed
-        self.latest = LatestSample()
+        self.state: RateState | ShiftState = _empty_state(test)
+        self.pairing = _EMPTY_PAIRING  # stable rates: the counts being paired
+        self.span = _EMPTY_SPAN  # ``before`` tests: the span being summed
+        self.latest = _EMPTY_LATEST  # stable gauges: stable's newest sample
         measure = rule.measure
         assert measure is not None  # noqa: S101 - compare rules are metric rules
         self._num, self._den = measure[0], measure[1] or "requests"
@@ -196,12 +213,13 @@ class Comparison:
             self.feed_canary, self.feed_stable = self._gauge_canary, self._gauge_stable
 
     def restart(self, deploy_id: str | None) -> None:
-        """Fresh evidence for a new deploy."""
+        """Fresh evidence for a new deploy (new objects only for what this kind of test uses)."""
         self.deploy_id = deploy_id
         self.state = self.test.start()
-        self.pairing = CountPairing()
-        self.span = SpanSums()
-        self.latest = LatestSample()
+        gauge = isinstance(self.test, ShiftTest)
+        self.pairing = _EMPTY_PAIRING if self.before or gauge else CountPairing()
+        self.span = SpanSums() if self.before else _EMPTY_SPAN
+        self.latest = LatestSample() if gauge and not self.before else _EMPTY_LATEST
 
     @property
     def against(self) -> str:
@@ -345,7 +363,7 @@ class Comparison:
             # Means of unequally many samples are not alike under "no change": skip the pair.
             test.skip(state, at_ms)
             return
-        requests, _, sized = store.query(REQUESTS, lo, lo + BUCKET_MS)
+        _, requests, sized = store.query(REQUESTS, lo, lo + BUCKET_MS)
         ref_requests = requests / count if sized == count else None
         own_requests = span.requests / span.count if span.requests >= 0.0 else None
         test.update(state, span.num / span.count, num / count, at_ms, own_requests, ref_requests)

@@ -211,3 +211,17 @@ def test_a_gauge_span_with_another_number_of_samples_is_skipped() -> None:
     found = _region_test(engine, "region-p95-stat")
     assert found["canary"]["samples"] == 0  # type: ignore[index]
     assert found["canary"]["skipped"] > 0  # type: ignore[index]
+
+
+def test_tests_of_other_services_start_fresh_after_one_has_evidence() -> None:
+    """A test not yet fed holds no evidence of its own, whatever another test has gathered."""
+    engine = Engine(rules(BEFORE))
+    run(engine, _timeline(_region(random.Random(9), after_rate=0.012)))
+    assert _region_test(engine)["updates"] > 0
+    run(engine, [metric(5, service="quiet", requests=200, errors=1, latency_p95_ms=120.0)])
+    quiet = engine.inspect("quiet", "production")
+    assert quiet is not None
+    for comparison in quiet.comparisons.values():
+        found = comparison.evidence()
+        assert found["updates"] == 0
+        assert found["started_at_ms"] is None
