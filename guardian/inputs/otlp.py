@@ -43,10 +43,10 @@ from guardian.inputs.assemble import (
     EventAssembler,
     Identity,
     check_identity,
-    valid_time,
 )
 from guardian.inputs.cumulative import SeriesState, StateBatch, series_key
 from guardian.inputs.mapping import Mapping, Target
+from guardian.wire.events import MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS
 
 if TYPE_CHECKING:
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -137,6 +137,9 @@ class _Resource:
 
 
 _CACHE_LIMIT = 4096
+_Key = tuple[str | bytes, str, str | bytes]  # a series' state key: resource, metric, attributes
+_Items = tuple[tuple[str, str], ...]  # a data point's attributes, in their order
+_PointPlan = tuple[_Key, Identity, bool]  # state key, identity, whether its requests are errors
 
 
 class OtlpConverter:
@@ -149,6 +152,9 @@ class OtlpConverter:
         # The same resources and bounds come back in every export: work them out once.
         self._resources: dict[bytes, _Resource] = {}
         self._bounds: dict[tuple[float, ...], bool] = {}
+        # Per (resource, metric, point attributes): what its points are; as bounded as the state.
+        self._plans: dict[tuple[str | bytes, str, _Items], _PointPlan | str] = {}
+        self._plan_limit = min(state.max_series, 100_000)
 
     def convert(self, request: ExportMetricsServiceRequest) -> tuple[Conversion, StateBatch]:
         """The events of one export request, and the state updates to commit with them."""
@@ -230,29 +236,21 @@ class OtlpConverter:
             assembler=assembler,
             skipped=skipped,
         )
-        point_roles = resource.point_roles
+        plans, plan_for = self._plans, self._plan
         for point in points:
-            attrs = _attributes(point.attributes) if point.attributes else {}
-            if mapping.drop and mapping.dropped(name, {**resource.attributes, **attrs}):
-                skipped["dropped"] += 1
+            pairs = point.attributes
+            items = tuple([(pair.key, _text(pair.value)) for pair in pairs]) if pairs else ()
+            plan = plans.get((resource.key, name, items))
+            if plan is None:
+                plan = plan_for(resource, name, items)
+            if isinstance(plan, str):
+                skipped[plan] += 1
                 continue
-            identity = (
-                self._identity(resource.roles, attrs)
-                if point_roles and not point_roles.isdisjoint(attrs)
-                else resource.identity
-            )
-            if isinstance(identity, str):
-                skipped[identity] += 1
-                continue
+            key, identity, error = plan
             ts = point.time_unix_nano // 1_000_000
-            if not valid_time(ts):
+            if not MIN_EVENT_TIME_MS <= ts <= MAX_EVENT_TIME_MS:
                 skipped["bad_timestamp"] += 1
                 continue
-            key = (
-                resource.key,
-                name,
-                series_key("\xff".join(f"{k}\xfe{v}" for k, v in sorted(attrs.items()))),
-            )
             if point.flags & _NO_RECORDED_VALUE:
                 batch.forget(key)
                 skipped["ended"] += 1
@@ -261,7 +259,6 @@ class OtlpConverter:
             fresh = (
                 start > 0 and self._started_ms <= start and ts - start <= mapping.max_interval_ms
             )
-            error = _is_error(attrs, mapping)
             if kind == "histogram":
                 self._histogram(point, key, ts, start, fresh, identity, error, run)
             else:
@@ -270,7 +267,7 @@ class OtlpConverter:
     def _number(
         self,
         point: NumberDataPoint,
-        key: tuple[str | bytes, str, str | bytes],
+        key: _Key,
         ts: int,
         start: int,
         fresh: bool,
@@ -301,7 +298,7 @@ class OtlpConverter:
     def _histogram(
         self,
         point: HistogramDataPoint,
-        key: tuple[str | bytes, str, str | bytes],
+        key: _Key,
         ts: int,
         start: int,
         fresh: bool,
@@ -329,6 +326,34 @@ class OtlpConverter:
                         run.assembler.bucket(identity, ts, run.name, run.scale_ms, bound, count)
             elif target.kind == "value":
                 run.skipped["unsupported_type"] += 1
+
+    def _plan(self, resource: _Resource, name: str, items: _Items) -> _PointPlan | str:
+        """What a data point of these attributes is: its state key, identity and error flag."""
+        mapping = self.mapping
+        attrs = dict(items)
+        found: _PointPlan | str
+        if mapping.drop and mapping.dropped(name, {**resource.attributes, **attrs}):
+            found = "dropped"
+        else:
+            point_roles = resource.point_roles
+            identity = (
+                self._identity(resource.roles, attrs)
+                if point_roles and not point_roles.isdisjoint(attrs)
+                else resource.identity
+            )
+            if isinstance(identity, str):
+                found = identity
+            else:
+                key = (
+                    resource.key,
+                    name,
+                    series_key("\xff".join(f"{k}\xfe{v}" for k, v in sorted(attrs.items()))),
+                )
+                found = (key, identity, _is_error(attrs, mapping))
+        if len(self._plans) >= self._plan_limit:
+            self._plans.clear()
+        self._plans[resource.key, name, items] = found
+        return found
 
     def _increasing(self, bounds: tuple[float, ...]) -> bool:
         known = self._bounds.get(bounds)
