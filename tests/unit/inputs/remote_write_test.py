@@ -198,3 +198,56 @@ def test_unreadable_bodies_are_decode_errors(body: bytes, message: str) -> None:
     """Bad snappy, truncated protobuf and size bombs are refused with a reason."""
     with pytest.raises(DecodeError, match=message):
         decode_write_request(body)
+
+
+def one_sample_scrapes(conv: RemoteWriteConverter, *scrapes: list) -> list[MetricEvent]:  # type: ignore[type-arg]
+    """Convert scrapes as Prometheus sends them (one sample per series) through ``read``."""
+    events: list[MetricEvent] = []
+    for series in scrapes:
+        request = write_request([(labels, [sample]) for labels, sample in series])
+        result, batch = conv.convert(conv.read(encode_write_request(request)))
+        batch.commit()
+        events.extend(result.events)
+    return events
+
+
+def test_series_read_by_label_bytes_count_zero_values_and_repeat_scrapes() -> None:
+    """Prometheus' shape (a value of 0 is left out on the wire): the same events as a full parse."""
+    ok = {"__name__": "http_requests_total", **CANARY, "code": "200"}
+    bad = {**ok, "code": "500"}
+    scrape_at = [
+        [(ok, (T0_MS + 10_000 * i, 100.0 * i)), (bad, (T0_MS + 10_000 * i, float(i // 2)))]
+        for i in range(4)
+    ]
+    assert [e.values for e in one_sample_scrapes(converter(), *scrape_at)] == [
+        {"requests": 100, "errors": 0},
+        {"requests": 101, "errors": 1},
+        {"requests": 100, "errors": 0},
+    ]
+
+
+@pytest.mark.parametrize("at_ms", [0, 5, T0_MS * 100, 2**62])
+def test_timestamps_of_other_widths_are_read_by_a_full_parse(at_ms: int) -> None:
+    """Times whose varint is not six bytes take the full parse and give the same skips."""
+    conv = converter()
+    body = encode_write_request(write_request([requests_series("200", (at_ms, 1.0))]))
+    expected, _ = conv.convert(decode_write_request(body))
+    found, _ = conv.convert(conv.read(body))
+    assert (
+        (found.skipped, found.samples)
+        == (expected.skipped, expected.samples)
+        == (
+            {"bad_timestamp": 1},
+            1,
+        )
+    )
+
+
+def test_unreadable_metadata_refuses_the_body_as_a_full_parse_does() -> None:
+    """A metadata entry that is not a MetricMetadata (bad UTF-8) makes the body unreadable."""
+    raw = b"\x1a\x03\x12\x01\xff"  # metadata { metric_family_name: "\xff" }
+    body = bytes(cramjam.snappy.compress_raw(raw))
+    with pytest.raises(DecodeError):
+        decode_write_request(body)
+    with pytest.raises(DecodeError, match="WriteRequest"):
+        converter().read(body)
