@@ -12,9 +12,11 @@ most of the time. So they are bound only while their service has a deploy
 live (``attach`` when one opens, or when a series is first seen during one)
 and unbound again (``detach``) once it has stopped being live for a while:
 their progress restarts with every deploy anyway, and their windows are
-refilled from the series' remembered samples when a deploy opens. Rules with
-a no-data alert and ``compare`` rules stay bound always (their timers and
-tests run across deploys).
+refilled from the series' remembered samples when a deploy opens. ``compare``
+rules are deploy-only too: a test covers one deploy, starts afresh with the
+next, and is fed the samples since the deploy's start when it opens
+(``Firing.catch_up``); their tests are dropped when they are unbound. Rules
+with a no-data alert stay bound always (their timers run across deploys).
 
 Limits: label matchers are static per series, so matching happens once per
 series and rule pack, never per event. ``explain`` of a deploy that ended
@@ -38,7 +40,7 @@ _NO_WINDOW = SlidingAggregate("", None, None, 0)
 
 def deploy_only(rule: CompiledRule) -> bool:
     """Whether ``rule`` needs no binding while its service has no live deploy."""
-    return rule.clipped and rule.stat_test is None and rule.spec.no_data.policy != "alert"
+    return rule.clipped and rule.spec.no_data.policy != "alert"
 
 
 def _reference_window(series: Series, rule: CompiledRule, kept: dict[AggKey, Window]) -> None:
@@ -138,6 +140,7 @@ class Binder:
         for series in st.series.values():
             if series.deploy_bound:
                 self._rebuild(st, series)
+        st.comparisons = {k: c for k, c in st.comparisons.items() if not deploy_only(c.rule)}
         st.released_ms = -1  # nothing left to unbind until the next deploy ends
 
     def _rebuild(self, st: ServiceState, series: Series) -> None:
@@ -155,7 +158,9 @@ class Binder:
         st.comparisons = {
             key: comparison
             for key, comparison in st.comparisons.items()
-            if key[0] in rules and comparison.adopt(rules[key[0]])
+            if key[0] in rules
+            and (st.deploy_live or not deploy_only(rules[key[0]]))
+            and comparison.adopt(rules[key[0]])
         }
         for series in st.series.values():
             old = {b.rule.name: b for b in series.bindings}

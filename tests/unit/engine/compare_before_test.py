@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,7 @@ rules:
         rules(text)
 
 
-def _region_test(engine: Engine, rule: str = "region-errors-stat") -> dict[str, object]:
+def _region_test(engine: Engine, rule: str = "region-errors-stat") -> dict[str, Any]:
     st = engine.inspect(*KEY)
     assert st is not None
     return st.comparisons[(rule, "us-east")].evidence()
@@ -209,8 +210,8 @@ def test_a_gauge_span_with_another_number_of_samples_is_skipped() -> None:
     events.sort(key=lambda e: e.timestamp)
     assert run(engine, events) == []
     found = _region_test(engine, "region-p95-stat")
-    assert found["canary"]["samples"] == 0  # type: ignore[index]
-    assert found["canary"]["skipped"] > 0  # type: ignore[index]
+    assert found["canary"]["samples"] == 0
+    assert found["canary"]["skipped"] > 0
 
 
 def test_tests_of_other_services_start_fresh_after_one_has_evidence() -> None:
@@ -218,10 +219,34 @@ def test_tests_of_other_services_start_fresh_after_one_has_evidence() -> None:
     engine = Engine(rules(BEFORE))
     run(engine, _timeline(_region(random.Random(9), after_rate=0.012)))
     assert _region_test(engine)["updates"] > 0
-    run(engine, [metric(5, service="quiet", requests=200, errors=1, latency_p95_ms=120.0)])
+    quiet_deploy = deploy(10, deploy_id="q1", service="quiet", strategy="progressive")
+    run(engine, [metric(5, service="quiet", requests=200, errors=1), quiet_deploy])
     quiet = engine.inspect("quiet", "production")
     assert quiet is not None
+    assert quiet.comparisons
     for comparison in quiet.comparisons.values():
         found = comparison.evidence()
         assert found["updates"] == 0
         assert found["started_at_ms"] is None
+
+
+def test_tests_are_unbound_an_hour_after_their_deploy_and_bound_again_for_the_next() -> None:
+    """No test is held for a deploy long over; the next deploy gets fresh ones and is judged."""
+    engine = Engine(rules(BEFORE), idle_ttl_ms=7_200_000)
+    rng = random.Random(10)
+    events = _timeline(_region(rng))
+    events.append(deploy(600, "completed", strategy="progressive"))
+    quiet = [metric(s, requests=200, errors=1, latency_p95_ms=120.0) for s in range(600, 8000, 60)]
+    assert run(engine, [*events, *quiet]) == []
+    st = engine.inspect(*KEY)
+    assert st is not None
+    assert st.comparisons == {}
+    assert all(b.comparison is None for s in st.series.values() for b in s.bindings)
+    later: list[InputEvent] = [
+        deploy(8000, deploy_id="d2", strategy="progressive"),
+        *[metric(s, requests=200, errors=20, latency_p95_ms=120.0) for s in range(8000, 8300, 10)],
+    ]
+    decided = run(engine, later)
+    assert [(d.rule, d.deploy.deploy_id if d.deploy else None) for d in decided] == [
+        ("region-errors-stat", "d2")
+    ]
