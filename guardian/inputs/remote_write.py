@@ -100,6 +100,22 @@ def _latency_scale(unit: str, name: str) -> float:
     return 1000.0  # seconds, Prometheus' base unit
 
 
+class _Sum:
+    """Where a request's increments of one identity (and histogram) are summed.
+
+    One object per (identity, histogram name), shared by the series that feed
+    it, so the sums of a request are keyed by it and a time: a hash by
+    identity instead of hashing the identity's five labels for every sample.
+    """
+
+    __slots__ = ("histogram", "identity", "scale_ms")
+
+    def __init__(self, identity: Identity, histogram: str = "", scale_ms: float = 1000.0) -> None:
+        self.identity = identity
+        self.histogram = histogram
+        self.scale_ms = scale_ms
+
+
 @dataclass(slots=True)
 class _SeriesPlan:
     """What the samples of one series feed."""
@@ -109,6 +125,8 @@ class _SeriesPlan:
     le: float | None = None  # a latency bucket's upper bound
     scale_ms: float = 1000.0
     values: list[tuple[str, bool]] = field(default_factory=list)  # (values key, is counter)
+    sums: _Sum | None = None  # where requests and errors are summed
+    buckets: _Sum | None = None  # where bucket increments are summed
 
 
 # A series' name, v1 identity, plan and state key: worked out once per series.
@@ -132,9 +150,9 @@ class WriteSamples:
 
 
 # Summed by convert, handed to the assembler once per event: [requests, errors] per
-# (identity, time), and (scale, bucket increments by bound) per (identity, time, histogram).
-_Totals = dict[tuple[Identity, int], list[float]]
-_BucketTotals = dict[tuple[Identity, int, str], tuple[float, Buckets]]
+# (identity, time), and bucket increments by bound per (identity and histogram, time).
+_Totals = dict[tuple[_Sum, int], list[float]]
+_BucketTotals = dict[tuple[_Sum, int], Buckets]
 
 
 def _sum(
@@ -145,7 +163,7 @@ def _sum(
     totals: _Totals = {}
     buckets: _BucketTotals = {}
     for prepared, value, ts in zip(request.series, request.values, request.times, strict=True):
-        name, identity, plan, key = prepared
+        _name, identity, plan, key = prepared
         if not math.isfinite(value):
             if _is_stale(value):
                 batch.forget(key)
@@ -165,21 +183,21 @@ def _sum(
             if found is None:
                 continue
             counted = found
-        if plan.requests is not None:
-            entry = totals.get((identity, ts))
+        sums = plan.sums
+        if sums is not None:
+            entry = totals.get((sums, ts))
             if entry is None:
-                entry = totals[identity, ts] = [0.0, 0.0]
+                entry = totals[sums, ts] = [0.0, 0.0]
                 reserve(identity, ts)
             entry[0] += counted
             if plan.requests:
                 entry[1] += counted
-        le = plan.le
-        if le is not None:
-            family = buckets.get((identity, ts, name))
-            if family is None:
-                family = buckets[identity, ts, name] = (plan.scale_ms, {})
+        sums, le = plan.buckets, plan.le
+        if sums is not None and le is not None:
+            by_bound = buckets.get((sums, ts))
+            if by_bound is None:
+                by_bound = buckets[sums, ts] = {}
                 reserve(identity, ts)
-            by_bound = family[1]
             by_bound[le] = by_bound.get(le, 0.0) + counted
         for value_key, is_counter in plan.values:
             assembler.value(identity, ts, value_key, counted if is_counter else value, is_counter)
@@ -199,6 +217,7 @@ class RemoteWriteConverter:
         self._prepared: dict[str | bytes, _Prepared | str] = {}
         self._cache_limit = min(state.max_series, 100_000)
         self._splitter = SampleSplitter()
+        self._sums: dict[tuple[Identity, str], _Sum] = {}
 
     def read(self, body: bytes) -> WriteSamples:
         """A remote-write body read for ``convert``; ``DecodeError`` says why it cannot be."""
@@ -212,10 +231,10 @@ class RemoteWriteConverter:
         batch = self.state.batch()
         assembler = EventAssembler(self.mapping.quantiles)
         totals, buckets = _sum(request, batch, assembler, result.skipped)
-        for (identity, ts), (requests, errors) in totals.items():
-            assembler.request_totals(identity, ts, requests, errors)
-        for (identity, ts, name), (scale_ms, by_bound) in buckets.items():
-            assembler.bucket_totals(identity, ts, name, scale_ms, by_bound)
+        for (sums, ts), (requests, errors) in totals.items():
+            assembler.request_totals(sums.identity, ts, requests, errors)
+        for (sums, ts), by_bound in buckets.items():
+            assembler.bucket_totals(sums.identity, ts, sums.histogram, sums.scale_ms, by_bound)
         result.events = assembler.events(result.skipped)
         if batch.out_of_order:
             result.skipped["out_of_order"] += batch.out_of_order
@@ -306,7 +325,20 @@ class RemoteWriteConverter:
         plan = self._plan(name, labels, targets)
         if plan is None:
             return "unsupported_type"
+        if plan.requests is not None:
+            plan.sums = self._sum(identity, "", 1000.0)
+        if plan.le is not None:
+            plan.buckets = self._sum(identity, name, plan.scale_ms)
         return name, identity, plan, series_key(text)
+
+    def _sum(self, identity: Identity, histogram: str, scale_ms: float) -> _Sum:
+        """The one ``_Sum`` of an identity and histogram, as bounded as the series cache."""
+        found = self._sums.get((identity, histogram))
+        if found is None:
+            if len(self._sums) >= self._cache_limit:
+                self._sums.clear()  # a request then sums some series in two parts: same totals
+            found = self._sums[identity, histogram] = _Sum(identity, histogram, scale_ms)
+        return found
 
     def _plan(
         self, name: str, labels: dict[str, str], targets: tuple[Target, ...]
