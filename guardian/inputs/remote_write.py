@@ -1,10 +1,14 @@
 """Prometheus remote write 1.0 bodies into v1 metric events.
 
-``decode_write_request`` reads a body: snappy **block** format (not framed),
-then a protobuf ``prometheus.WriteRequest``; anything else is a
-``DecodeError`` (the HTTP route answers 400, which Prometheus does not
-retry). The uncompressed size is read from the snappy header and refused
-above ``MAX_UNCOMPRESSED_BYTES`` before anything is allocated.
+A body is snappy **block** format (not framed), then a protobuf
+``prometheus.WriteRequest``; anything else is a ``DecodeError`` (the HTTP
+route answers 400, which Prometheus does not retry). The uncompressed size is
+read from the snappy header and refused above ``MAX_UNCOMPRESSED_BYTES``
+before anything is allocated. ``RemoteWriteConverter.read`` is what the route
+calls: it finds each series in the converter's cache by its label bytes
+(``remote_wire``) and keeps the request column-wise (``WriteSamples``),
+parsing in full only series it has not seen; it refuses exactly the bodies
+``decode_write_request`` (the full parse, for tests and tools) refuses.
 
 ``RemoteWriteConverter`` maps each series by ``inputs.yaml``'s
 ``prometheus:`` section: the request counter's increments per scrape become
