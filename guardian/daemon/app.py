@@ -20,7 +20,7 @@ import structlog
 from prometheus_client import Gauge
 
 from guardian.actions.incidents import IncidentEvents
-from guardian.actions.outputs import Role
+from guardian.actions.outputs import OutputRecord, Role
 from guardian.api import ManualRollbacks
 from guardian.config.settings import Settings
 from guardian.daemon.health import Readiness
@@ -171,6 +171,7 @@ class Daemon:
                 async with self._judge_lock:
                     partitions = source.partition_count(s.metric_topic) or s.topic_partitions
                     owned = owned_partitions(parts, (s.deploy_topic, s.metric_topic))
+                    await self._hand_over(sink, keeper.handover_outputs(owned, partitions))
                     await keeper.rebalance(
                         owned,
                         partitions,
@@ -273,7 +274,29 @@ class Daemon:
                 # Committed while the next batch is fetched and judged; a revocation
                 # waits for it, and so does the drain below.
                 await source.commit_next(result.next_offsets)
+        handover = pipeline.handover()
+        if handover.outputs:
+            await self._deliver(pipeline, handover)
         await source.settle_commits()
+
+    async def _hand_over(self, sink: KafkaSink, records: list[OutputRecord]) -> None:
+        """Write the state of services about to move away; a failure only costs their evidence."""
+        if not records:
+            return
+
+        async def write() -> None:
+            for record in records:
+                await sink.send(self.settings.state_topic, record.value, key=record.key)
+            await sink.flush()
+
+        try:
+            await deliver_with_retry(
+                write, transport="kafka", readiness=self.readiness, deadline=self._drain_limit
+            )
+        except GuardianError as exc:
+            log.warning("handover_state_not_written", services=len(records), error=str(exc))
+            return
+        log.info("handover_state_written", services=len(records))
 
     async def _deliver(self, pipeline: Pipeline, result: BatchResult) -> None:
         """Write a batch's outputs, retrying a broker that is away until it comes back.

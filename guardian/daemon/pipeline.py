@@ -293,6 +293,13 @@ class Pipeline:
             command_id=command.command_id if command else None,
         )
 
+    def handover(self) -> BatchResult:
+        """Before a drain's last commit: the state of every live service, for the next owner."""
+        result = BatchResult(started=time.perf_counter())
+        if self._state is not None:
+            result.outputs.extend(self._state.periodic_outputs(force=True))
+        return result
+
     def idle(self, idle_ms: int) -> BatchResult:
         """No records for ``idle_ms`` of wall time: rollback escalations still fire.
 

@@ -168,6 +168,20 @@ class StateKeeper:
         self._last_periodic = now
         return self.outputs_for(self._engine.live_services())
 
+    def handover_outputs(self, owned: set[int], partitions: int) -> list[OutputRecord]:
+        """Snapshots of the live services about to move to another replica (or to none).
+
+        Input offsets are committed every batch but windows and tests are
+        written only on changes and every ``SNAPSHOT_INTERVAL_S``: without this,
+        the next owner would restore older state and never see the evidence
+        in between again. Written before the partitions are given up.
+        """
+        return self.outputs_for(
+            key
+            for key in self._engine.live_services()
+            if not owned or partition_of(key[0], partitions) not in owned
+        )
+
     def _snapshot_record(self, service: str, environment: str) -> OutputRecord | None:
         snapshot = self._engine.snapshot(service, environment)
         if snapshot is None:

@@ -280,9 +280,21 @@ class Comparison:
     def _rate_stable(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
         self._rate(False, ts, values, deploy_id)
 
+    def _before_start(self, ts: int) -> bool:
+        """Whether ``ts`` lies before the live deploy's start: no evidence about it.
+
+        A deploy event may be judged before older metrics of the same service
+        (its topic fetched ahead of the metric topic): replay would have fed
+        those before the deploy existed, so they must not count here either.
+        """
+        deploy = self._service.deploy if self._service is not None else None
+        return deploy is None or ts < deploy.started_at_ms
+
     def _rate(self, canary: bool, ts: int, values: dict[str, float], deploy_id: str) -> None:
         if deploy_id != self.deploy_id:
             self.restart(deploy_id)
+        if self._before_start(ts):
+            return
         requests = values.get(self._den)
         if requests is None:
             return
@@ -296,6 +308,8 @@ class Comparison:
     def _gauge_canary(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
         if deploy_id != self.deploy_id:
             self.restart(deploy_id)
+        if self._before_start(ts):
+            return
         value = values.get(self._num)
         if value is None or not 0.0 <= value < math.inf:
             return
@@ -308,6 +322,8 @@ class Comparison:
     def _gauge_stable(self, ts: int, values: dict[str, float], deploy_id: str) -> None:
         if deploy_id != self.deploy_id:
             self.restart(deploy_id)
+        if self._before_start(ts):
+            return
         value = values.get(self._num)
         if value is not None and 0.0 <= value < math.inf:
             self.latest.set(value, ts, values.get("requests"))

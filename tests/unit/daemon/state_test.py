@@ -64,6 +64,18 @@ def test_periodic_snapshots_cover_live_deploys_once_per_interval() -> None:
     assert keeper.periodic_outputs() == []
 
 
+def test_a_handover_snapshots_the_live_services_that_move_away() -> None:
+    """Partitions given up (or all, at a drain): their live services' state is written first."""
+    services = [f"svc-{i}" for i in range(12)]
+    keeper = StateKeeper(_engine_with_deploys(services))
+    kept = {partition_of(services[0], 4)}
+    leaving = {state_key(s, "production") for s in services if partition_of(s, 4) not in kept}
+    assert leaving
+    assert {r.key for r in keeper.handover_outputs(kept, 4)} == leaving
+    everything = {state_key(s, "production") for s in services}
+    assert {r.key for r in keeper.handover_outputs(set(), 4)} == everything
+
+
 def test_oversized_snapshots_drop_their_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """A snapshot over the record limit is written without its sliding windows."""
     monkeypatch.setattr(state_module, "MAX_SNAPSHOT_BYTES", 10)
