@@ -162,6 +162,27 @@ def deploys_a_fetch_behind(
         start += size
 
 
+def deploys_fetched_early(
+    records: list[RawRecord], rng: random.Random
+) -> Iterator[tuple[list[RawRecord], int]]:
+    """The metric topic lags: a deploy is judged before older metrics of its service."""
+    arrival: list[tuple[float, RawRecord]] = []
+    metric_count = 0
+    for record in records:
+        if record.topic == "metric.events":
+            metric_count += 1
+            arrival.append((metric_count, record))
+        else:
+            arrival.append((max(0, metric_count - rng.randint(2, 40)) + 0.5, record))
+    arrival.sort(key=lambda pair: pair[0])
+    ordered = [record for _, record in arrival]
+    start = 0
+    while start < len(ordered):
+        size = rng.randint(1, 3)
+        yield ordered[start : start + size], 0
+        start += size
+
+
 def pause_after_lifecycle(
     records: list[RawRecord], rng: random.Random
 ) -> Iterator[tuple[list[RawRecord], int]]:
@@ -191,7 +212,14 @@ async def _daemon(
 
 @pytest.mark.parametrize(
     "schedule",
-    [whole, singles, deploys_fetched_late, deploys_a_fetch_behind, pause_after_lifecycle],
+    [
+        whole,
+        singles,
+        deploys_fetched_late,
+        deploys_a_fetch_behind,
+        deploys_fetched_early,
+        pause_after_lifecycle,
+    ],
 )
 @pytest.mark.parametrize(
     ("recording", "pack"),
