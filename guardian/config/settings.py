@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -288,6 +288,9 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _YamlFileSource(settings_cls)
 
 
+_S = TypeVar("_S", bound=Settings)
+
+
 def series_cap_for(memory_budget_mb: int) -> int:
     """How many series fit in a memory budget once the daemon's own share is reserved."""
     spare = max(0, memory_budget_mb - DAEMON_RESERVED_MB) * 1024 * 1024
@@ -296,12 +299,17 @@ def series_cap_for(memory_budget_mb: int) -> int:
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Build settings from flags (None = not given), environment and an optional YAML file."""
+    return load_settings_of(Settings, config_file, **flags)
+
+
+def load_settings_of(kind: type[_S], config_file: Path | None = None, **flags: Any) -> _S:
+    """``load_settings`` for ``Settings`` or a subclass (the executor's)."""
     file_values: dict[str, Any] = {}
     if config_file is not None:
         file_values = _read_config_file(config_file)
     token = _file_values.set(file_values)
     try:
-        return Settings(**{key: value for key, value in flags.items() if value is not None})
+        return kind(**{key: value for key, value in flags.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"

@@ -12,28 +12,12 @@ Precedence: flag > ``GUARDIAN_*`` environment > ``--config`` YAML > default.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic import Field, field_validator
 
-from guardian.config.settings import Settings
-from guardian.errors import ConfigError
-
-_file_values: ContextVar[dict[str, Any]] = ContextVar("executor_file_values", default={})  # noqa: B039 - read-only default
-
-
-class _YamlFileSource(PydanticBaseSettingsSource):
-    """The lowest-priority source: values from ``--config FILE``."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _file_values.get().get(field_name), field_name, False  # pragma: no cover
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_values.get())
+from guardian.config.settings import Settings, load_settings_of
 
 
 class ExecutorSettings(Settings):
@@ -103,52 +87,10 @@ class ExecutorSettings(Settings):
         values["group_id"] = self.executor_group_id
         return Settings.model_construct(**values)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _YamlFileSource(settings_cls)
-
 
 def load_executor_settings(config_file: Path | None = None, **flags: Any) -> ExecutorSettings:
     """Build settings from flags (None = not given), environment and an optional YAML file."""
-    file_values = _read_config_file(config_file) if config_file is not None else {}
-    token = _file_values.set(file_values)
-    try:
-        return ExecutorSettings(**{key: value for key, value in flags.items() if value is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        source = f" (file {config_file})" if config_file else ""
-        raise ConfigError(f"invalid settings{source}: {problems}") from None
-    finally:
-        _file_values.reset(token)
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of setting: value")
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
+    return load_settings_of(ExecutorSettings, config_file, **flags)
 
 
 EXECUTOR_FLAGS = {
